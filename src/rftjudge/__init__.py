@@ -1,0 +1,66 @@
+"""rftjudge: dependable LLM-as-a-judge reward functions for reinforcement fine-tuning.
+
+>>> from rftjudge import RubricJudge, Criterion, OpenAIClient
+>>> client = OpenAIClient(model="gpt-4.1-mini")           # doctest: +SKIP
+>>> judge = RubricJudge(client, criteria=[Criterion(name="correctness", description="...")])  # doctest: +SKIP
+>>> judge.reward("What is 2+2?", "4", reference="4")      # doctest: +SKIP
+"""
+
+from ._errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    HTTPStatusError,
+    JudgeError,
+    JudgeTimeoutError,
+    ParseError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+    RefusalError,
+    ServerError,
+    TransportError,
+    TruncatedError,
+    VerdictError,
+)
+from ._types import ChatRequest, ChatResponse, Message, TokenLogprob, Usage
+from .clients import Capabilities, Client, HTTPClient, OpenAIClient, RetryPolicy
+from .judges import BaseJudge, Criterion, JudgeStats, Judgment, RubricJudge, Scale
+from .templates import PromptTemplate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseJudge",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "Client",
+    "ConfigurationError",
+    "Criterion",
+    "HTTPClient",
+    "HTTPStatusError",
+    "JudgeError",
+    "JudgeStats",
+    "JudgeTimeoutError",
+    "Judgment",
+    "Message",
+    "OpenAIClient",
+    "ParseError",
+    "PromptTemplate",
+    "ProviderError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RefusalError",
+    "RetryPolicy",
+    "RubricJudge",
+    "Scale",
+    "ServerError",
+    "TokenLogprob",
+    "TransportError",
+    "TruncatedError",
+    "Usage",
+    "VerdictError",
+]

@@ -1,0 +1,82 @@
+"""Run rftjudge's async core from synchronous code, whether or not an event loop is running.
+
+``asyncio.run`` fails inside a running loop (Jupyter, TRL's reward thread) and, called per request,
+would create a new loop each time, so every sync call would open a fresh connection pool. Instead,
+synchronous calls are handed to one long-lived event loop running in a daemon thread (a "portal"),
+which keeps connections alive between calls and works from any thread, including one that is
+running its own event loop.
+
+The portal is created lazily on the first synchronous call; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["run_sync"]
+
+T = TypeVar("T")
+
+
+class _Portal:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop,), name="rftjudge-portal", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self.loop()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError(
+                "a synchronous rftjudge method was called from inside rftjudge's own event loop; "
+                "use the async method (await judge.areward(...)) instead"
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt in the caller: cancel the work on the portal so that no request
+            # keeps running (and billing) in the background.
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+
+
+_PORTAL = _Portal()
+atexit.register(_PORTAL.close)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on the portal loop and return its result (or raise its error)."""
+    return _PORTAL.run(coro)

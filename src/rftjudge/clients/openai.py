@@ -1,0 +1,225 @@
+"""OpenAI Chat Completions and every OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama /v1).
+
+The servers agree on the endpoint but not on structured output, so the mode is selectable
+(``structured_output=``):
+
+- ``"json_schema"`` — ``response_format: {"type": "json_schema", "json_schema": {name, strict, schema}}``:
+  OpenAI, vLLM, SGLang, Ollama /v1, llama.cpp's ``llama-server``.
+- ``"json_object_schema"`` — ``{"type": "json_object", "schema": S}``: llama-cpp-python's server, which
+  rejects ``json_schema``.
+- ``"json_object"`` — plain JSON mode, schema only in the prompt.
+- ``"none"`` — prompt-only; the verdict is parsed out of free text.
+
+The token limit is sent as ``max_completion_tokens`` to OpenAI itself (its reasoning models reject
+``max_tokens``) and as ``max_tokens`` elsewhere (several servers silently ignore
+``max_completion_tokens``, leaving generation unbounded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import httpx
+
+from .._errors import ConfigurationError
+from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from ._retry import RetryPolicy
+from .base import Capabilities, HTTPClient
+
+__all__ = ["OpenAIClient", "StructuredOutputMode"]
+
+StructuredOutputMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
+_MODES = ("json_schema", "json_object_schema", "json_object", "none")
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+}
+
+
+def _is_openai_host(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host == "api.openai.com"
+
+
+class OpenAIClient(HTTPClient):
+    """Client for OpenAI's Chat Completions API and OpenAI-compatible servers.
+
+    ``api_key`` falls back to ``OPENAI_API_KEY``; ``base_url`` to ``OPENAI_BASE_URL``, then
+    ``https://api.openai.com/v1``. A key is required only for OpenAI's own host, so local servers
+    (vLLM, llama.cpp, Ollama) work without one.
+    """
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        max_concurrency: int = 32,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        structured_output: StructuredOutputMode = "json_schema",
+        logprobs: bool | None = None,
+        max_tokens_field: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",
+        strict_schema: bool = True,
+        organization: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        if structured_output not in _MODES:
+            raise ConfigurationError(
+                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
+            )
+        resolved_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if not key and _is_openai_host(resolved_url):
+            raise ConfigurationError(
+                "OpenAIClient needs an API key for api.openai.com: set the OPENAI_API_KEY "
+                "environment variable or pass OpenAIClient(api_key=...). For a local "
+                "OpenAI-compatible server pass base_url=... (no key needed)."
+            )
+        self._api_key = key or None
+        self.structured_output: StructuredOutputMode = structured_output
+        self.strict_schema = strict_schema
+        if max_tokens_field == "auto":
+            max_tokens_field = (
+                "max_completion_tokens" if _is_openai_host(resolved_url) else "max_tokens"
+            )
+        self.max_tokens_field = max_tokens_field
+        self._logprobs = logprobs
+        self._organization = organization
+        super().__init__(
+            model,
+            base_url=resolved_url,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            http_client=http_client,
+            transport=transport,
+            headers=headers,
+        )
+        self._url = f"{self.base_url}/chat/completions"
+        self._auth_headers = self._make_auth_headers()
+
+    def default_capabilities(self) -> Capabilities:
+        # Most OpenAI-compatible servers return logprobs; OpenAI's reasoning models do not, so
+        # users of those pass logprobs=False.
+        enabled = True if self._logprobs is None else self._logprobs
+        return Capabilities(
+            structured_output=self.structured_output != "none",
+            logprobs=enabled,
+            max_top_logprobs=20 if enabled else 0,
+        )
+
+    def _make_auth_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        if self._organization:
+            headers["openai-organization"] = self._organization
+        return headers
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+    def build_request(self, request: ChatRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            body[self.max_tokens_field] = request.max_tokens
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs:
+                body["top_logprobs"] = min(request.top_logprobs, 20)
+        fmt = self._response_format(request)
+        if fmt is not None:
+            body["response_format"] = fmt
+        return self._url, self._auth_headers, body
+
+    def _response_format(self, request: ChatRequest) -> dict[str, Any] | None:
+        schema = request.output_schema
+        if schema is None or self.structured_output == "none":
+            return None
+        if self.structured_output == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "strict": self.strict_schema,
+                    "schema": schema,
+                },
+            }
+        if self.structured_output == "json_object_schema":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_object"}
+
+    def parse_response(self, body: Any, headers: Mapping[str, str]) -> ChatResponse:
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        usage = body.get("usage") or {}
+        return ChatResponse(
+            text=message.get("content") or "",
+            finish_reason=_FINISH.get(
+                choice.get("finish_reason") or "", choice.get("finish_reason")
+            ),
+            usage=Usage(
+                input_tokens=int(usage.get("prompt_tokens") or 0),
+                output_tokens=int(usage.get("completion_tokens") or 0),
+                requests=1,
+            ),
+            logprobs=_parse_logprobs(choice.get("logprobs")),
+            refusal=message.get("refusal") or None,
+            request_id=headers.get(self.request_id_header),
+            model=body.get("model"),
+        )
+
+
+def _parse_logprobs(data: Any) -> tuple[TokenLogprob, ...] | None:
+    if not isinstance(data, dict):
+        return None
+    content = data.get("content")
+    if isinstance(content, list):
+        return tuple(
+            TokenLogprob(
+                token=str(item.get("token", "")),
+                logprob=float(item.get("logprob", float("-inf"))),
+                top=tuple(
+                    (str(t.get("token", "")), float(t.get("logprob", float("-inf"))))
+                    for t in item.get("top_logprobs") or ()
+                ),
+            )
+            for item in content
+        )
+    # Legacy completions shape (llama-cpp-python may answer so): tokens / token_logprobs / top_logprobs
+    tokens = data.get("tokens")
+    if isinstance(tokens, list):
+        lps = data.get("token_logprobs") or [float("-inf")] * len(tokens)
+        tops = data.get("top_logprobs") or [None] * len(tokens)
+        return tuple(
+            TokenLogprob(
+                token=str(tok),
+                logprob=float(lp if lp is not None else float("-inf")),
+                top=tuple((str(k), float(v)) for k, v in (top or {}).items()),
+            )
+            for tok, lp, top in zip(tokens, lps, tops, strict=False)
+        )
+    return None

@@ -1,0 +1,6 @@
+"""Judges: rubric (score one response) and, built on the same base, the other architectures."""
+
+from .base import BaseJudge, JudgeStats, OnError
+from .rubric import Criterion, Judgment, RubricJudge, Scale
+
+__all__ = ["BaseJudge", "Criterion", "JudgeStats", "Judgment", "OnError", "RubricJudge", "Scale"]

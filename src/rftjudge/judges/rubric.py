@@ -1,0 +1,279 @@
+"""Rubric judging: one response scored against weighted criteria, on a Likert or pass/fail scale.
+
+Everything derived from the judge's configuration — the verdict model, its JSON schema, the compiled
+template and the schema text shown in the prompt — is built once in ``__init__``: rebuilding the
+schema per request costs more CPU than the HTTP exchange itself.
+
+The reward is the weighted mean of per-criterion scores normalised to [0, 1]:
+``(s - low) / (high - low)`` on a Likert scale, 1/0 for pass/fail.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from .._errors import ConfigurationError
+from .._types import Usage
+from ..clients.base import Client
+from ..rewards import reference_text
+from ..templates import PromptTemplate
+from .base import BaseJudge, OnError
+
+__all__ = ["Criterion", "Judgment", "RubricJudge", "Scale", "ScaleSpec"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+ScaleSpec = Union[tuple[int, int], Literal["binary", "pass_fail"], "Scale"]
+
+
+class Criterion(BaseModel):
+    """One thing the judge checks. ``weight`` sets its share of the reward."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    weight: float = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "criterion name must start with a letter and use only letters, digits, '_' or '-' "
+                f"(at most 64 characters); got {value!r}"
+            )
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _check_description(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("criterion description must not be empty")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _check_weight(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"criterion weight must be a finite number > 0; got {value!r}")
+        return value
+
+
+class Scale(BaseModel):
+    """The answer scale of every criterion: integers ``low..high``, or pass/fail (``binary``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    low: int = 1
+    high: int = 5
+    binary: bool = False
+
+    @classmethod
+    def parse(cls, spec: ScaleSpec) -> Scale:
+        if isinstance(spec, Scale):
+            return spec
+        if spec in ("binary", "pass_fail"):
+            return cls(low=0, high=1, binary=True)
+        if (
+            isinstance(spec, tuple)
+            and len(spec) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in spec)
+        ):
+            low, high = spec
+            if high <= low:
+                raise ConfigurationError(f"scale must have low < high; got {spec!r}")
+            if high - low > 100:
+                raise ConfigurationError(f"scale {spec!r} is too wide (at most 101 values)")
+            return cls(low=low, high=high)
+        raise ConfigurationError(
+            f'scale must be (low, high) integers, "binary" or "pass_fail"; got {spec!r}'
+        )
+
+    @property
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1))
+
+    def normalise(self, raw: float) -> float:
+        return (raw - self.low) / (self.high - self.low)
+
+
+class Judgment(BaseModel):
+    """The verdict of a rubric judge on one response.
+
+    ``score`` is the reward in [0, 1]; ``criteria`` the raw per-criterion scores (1/0 for pass/fail);
+    ``normalized`` the per-criterion scores in [0, 1]; ``usage`` the tokens of every request it took;
+    ``raw`` the judge's text.
+    """
+
+    score: float
+    criteria: dict[str, float]
+    normalized: dict[str, float]
+    rationale: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    raw: str = ""
+    reasks: int = 0
+
+
+class RubricJudge(BaseJudge[Judgment]):
+    """Score a response against weighted criteria, optionally against a reference answer.
+
+    ``template`` replaces the bundled ``prompts/rubric.j2`` (a template string, a Path, or a bundled
+    name); it receives ``prompt``, ``response``, ``reference``, ``criteria``, ``scale`` and
+    ``output_schema``. ``on_error`` decides what a failed judgment becomes at the reward boundary:
+    ``"abstain"`` (``None``), ``"raise"``, or a number in [0, 1].
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        criteria: Sequence[Criterion],
+        scale: ScaleSpec = (1, 5),
+        template: str | Path | None = None,
+        on_error: OnError = "abstain",
+        *,
+        max_reasks: int = 1,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.criteria = _check_criteria(criteria)
+        self.scale = Scale.parse(scale)
+        super().__init__(
+            client,
+            on_error=on_error,
+            max_reasks=max_reasks,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            name=name or "rubric_" + "_".join(c.name for c in self.criteria),
+        )
+        self._weights = {c.name: c.weight for c in self.criteria}
+        self._total_weight = sum(self._weights.values())
+        self.verdict_model = _verdict_model(self.criteria, self.scale)
+        self.output_schema = _verdict_schema(self.criteria, self.scale)
+        self._schema_text = json.dumps(self.output_schema, indent=None)
+        self._criteria_vars = [c.model_dump() for c in self.criteria]
+        self.template = PromptTemplate(template if template is not None else "rubric.j2")
+        # Render once with placeholders: a broken template fails here, not mid-training.
+        self.render("prompt", "response", "reference")
+        self.render("prompt", "response", None)
+
+    def render(self, prompt: str, response: str, reference: str | None) -> Any:
+        return self.template.render(
+            prompt=prompt,
+            response=response,
+            reference=reference,
+            criteria=self._criteria_vars,
+            scale=self.scale,
+            output_schema=self._schema_text,
+        )
+
+    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Judgment:
+        """Judge one response (raises a :class:`~rftjudge.JudgeError` on unrecoverable failure)."""
+        messages = self.render(
+            _text(prompt, "prompt"), _text(response, "response"), reference_text(reference)
+        )
+        asked = await self._ask(self.make_request(messages, self.output_schema), self.verdict_model)
+        verdict: Any = asked.verdict  # a model built from the criteria at run time
+        raw_scores: dict[str, float] = {}
+        for criterion in self.criteria:
+            value = getattr(verdict.scores, _field(criterion))
+            raw_scores[criterion.name] = float(int(value)) if self.scale.binary else float(value)
+        normalized = {k: self.scale.normalise(v) for k, v in raw_scores.items()}
+        score = sum(self._weights[k] * v for k, v in normalized.items()) / self._total_weight
+        return Judgment(
+            score=min(1.0, max(0.0, score)),
+            criteria=raw_scores,
+            normalized=normalized,
+            rationale=verdict.rationale,
+            usage=asked.usage,
+            raw=asked.response.text,
+            reasks=asked.reasks,
+        )
+
+    def score_of(self, result: Judgment) -> float:
+        return result.score
+
+    def metrics_of(self, outcomes: Sequence[Judgment | BaseException]) -> dict[str, float]:
+        metrics = super().metrics_of(outcomes)
+        judged = [o for o in outcomes if isinstance(o, Judgment)]
+        if judged:
+            for criterion in self.criteria:
+                values = [j.normalized[criterion.name] for j in judged]
+                metrics[criterion.name] = sum(values) / len(values)
+        return metrics
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.name for c in self.criteria)
+        return f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r})"
+
+
+def _text(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    from ..rewards import as_text
+
+    return as_text(value, what=what)
+
+
+def _check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
+    if isinstance(criteria, Criterion) or not isinstance(criteria, Sequence) or not criteria:
+        raise ConfigurationError("criteria must be a non-empty list of Criterion")
+    for item in criteria:
+        if not isinstance(item, Criterion):
+            raise ConfigurationError(
+                f"criteria must contain Criterion objects; got {type(item).__name__}"
+            )
+    names = [c.name for c in criteria]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(f"duplicate criterion names: {', '.join(duplicates)}")
+    return tuple(criteria)
+
+
+def _field(criterion: Criterion) -> str:
+    return "c_" + criterion.name.replace("-", "_")
+
+
+def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseModel]:
+    score_type: Any = bool if scale.binary else Annotated[int, Field(ge=scale.low, le=scale.high)]
+    fields: dict[str, Any] = {_field(c): (score_type, Field(alias=c.name)) for c in criteria}
+    scores = create_model(
+        "RubricScores", __config__=ConfigDict(extra="ignore", populate_by_name=True), **fields
+    )
+    return create_model(
+        "RubricVerdict",
+        __config__=ConfigDict(extra="ignore"),
+        rationale=(str, Field(default="")),
+        scores=(scores, ...),
+    )
+
+
+def _verdict_schema(criteria: Sequence[Criterion], scale: Scale) -> dict[str, Any]:
+    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts."""
+    score: dict[str, Any] = (
+        {"type": "boolean"} if scale.binary else {"type": "integer", "enum": scale.values}
+    )
+    names = [c.name for c in criteria]
+    return {
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string"},
+            "scores": {
+                "type": "object",
+                "properties": {n: dict(score) for n in names},
+                "required": names,
+                "additionalProperties": False,
+            },
+        },
+        "required": ["rationale", "scores"],
+        "additionalProperties": False,
+    }

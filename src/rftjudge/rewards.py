@@ -1,0 +1,151 @@
+"""Reward-function adapters: a judge as TRL's ``reward_funcs`` entry.
+
+TRL (``GRPOTrainer``, ``RLOOTrainer``) calls reward functions with keywords only —
+``prompts``, ``completions``, ``completion_ids`` and every other dataset column as a list aligned with
+the completions, plus ``log_metric`` / ``log_extra`` callbacks in recent versions — and expects one
+``float | None`` per completion. ``None`` means "no reward for this sample": since TRL 1.6 a row
+where every reward function abstained gets advantage 0 instead of a made-up score.
+
+The function returned is a plain ``async def`` (the form every TRL version with async rewards
+detects), so the judge calls of a whole batch run concurrently on TRL's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .judges.base import BaseJudge
+
+__all__ = ["RewardFunc", "as_text", "trl_reward_func"]
+
+
+class RewardFunc(Protocol):
+    __name__: str
+
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> Awaitable[list[float | None]]: ...
+
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def as_text(value: Any, *, what: str = "value") -> str:
+    """Plain text of a prompt or completion in any of TRL's shapes.
+
+    - a string is itself;
+    - a conversation (list of ``{"role", "content"}`` messages) becomes ``role: content`` lines —
+      for a completion, only the assistant's messages count;
+    - message content given as a list of parts keeps its text parts.
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, Mapping):
+        return _content_text(value.get("content"))
+    if isinstance(value, Sequence):
+        lines = []
+        for message in value:
+            if isinstance(message, Mapping):
+                role = str(message.get("role", "user"))
+                text = _content_text(message.get("content"))
+                lines.append(f"{role}: {text}" if what == "prompt" else text)
+            elif isinstance(message, str):
+                lines.append(message)
+            else:
+                raise ConfigurationError(
+                    f"{what}: expected a string or a list of chat messages, found an item of "
+                    f"type {type(message).__name__}"
+                )
+        return "\n".join(lines)
+    raise ConfigurationError(
+        f"{what}: expected a string or a list of chat messages, got {type(value).__name__}"
+    )
+
+
+def _completion_text(value: Any) -> str:
+    """A completion's text: in a message list, the assistant messages only (not tool results)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        parts = [
+            _content_text(m.get("content"))
+            for m in value
+            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
+        ]
+        if parts or all(isinstance(m, Mapping) for m in value):
+            return "\n".join(p for p in parts if p)
+    return as_text(value, what="completion")
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(
+            str(part.get("text", "")) if isinstance(part, Mapping) else str(part)
+            for part in content
+        )
+    return str(content)
+
+
+def reference_text(value: Any) -> str | None:
+    """References may be any JSON value (veRL's ground_truth is); judges see them as text."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def trl_reward_func(
+    judge: BaseJudge[Any], *, name: str | None = None, reference_column: str = "reference"
+) -> RewardFunc:
+    """Build the ``async def`` TRL reward function for ``judge`` (see ``BaseJudge.as_reward_func``)."""
+    func_name = _NAME_OK.sub("_", name or judge.name).strip("_") or "judge"
+
+    async def reward_func(
+        prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        if len(prompts) != len(completions):
+            raise ConfigurationError(
+                f"{func_name}: got {len(prompts)} prompts but {len(completions)} completions"
+            )
+        references = kwargs.get(reference_column)
+        if references is not None and len(references) != len(completions):
+            raise ConfigurationError(
+                f"{func_name}: column {reference_column!r} has {len(references)} values for "
+                f"{len(completions)} completions"
+            )
+        prompt_texts = [as_text(p, what="prompt") for p in prompts]
+        completion_texts = [_completion_text(c) for c in completions]
+        refs = [reference_text(r) for r in references] if references is not None else None
+        outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs)
+        rewards = [judge.reward_of(o) for o in outcomes]
+        _log(judge, func_name, outcomes, kwargs)
+        return rewards
+
+    reward_func.__name__ = func_name
+    reward_func.__qualname__ = func_name
+    reward_func.__doc__ = f"rftjudge reward function {func_name!r} (TRL signature)."
+    return reward_func
+
+
+def _log(
+    judge: BaseJudge[Any], name: str, outcomes: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
+    log_extra: Callable[[str, list[Any]], None] | None = kwargs.get("log_extra")
+    if callable(log_metric):
+        for key, value in judge.metrics_of(outcomes).items():
+            log_metric(f"{name}/{key}", value)
+    if callable(log_extra):
+        log_extra(f"{name}_rationale", [judge.rationale_of(o) for o in outcomes])

@@ -1,0 +1,146 @@
+"""Rendering judge prompts from Jinja2 templates, with untrusted text fenced.
+
+A template renders the chat messages sent to the judge. It may define ``{% block system %}`` and
+``{% block user %}``; each block becomes one message. A template without blocks renders one user
+message. Templates use ``StrictUndefined`` — a misspelt variable is an error when the judge is built,
+not a silently empty prompt — and run in Jinja's sandbox.
+
+The judged response is written by the policy under training, which is optimised to get high scores:
+it must not be able to end its fence early or pose as instructions. :func:`fence` wraps text between
+marker lines carrying a digest of the text itself (text cannot contain its own digest), and
+:func:`neutralize` rewrites any ``<<<`` inside the text, so no marker can be forged at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from .._errors import ConfigurationError
+from .._types import Message
+
+__all__ = ["PromptTemplate", "bundled_template_path", "fence", "neutralize"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MARKER = re.compile(r"<{3,}|>{3,}")
+
+
+def neutralize(text: Any) -> str:
+    """Make untrusted text safe to embed: str, valid UTF-8, no control characters, no fence marks."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    # Lone surrogates (from broken decoding) would make the request body unencodable.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub("", text)
+    return _MARKER.sub(
+        lambda m: "‹" * len(m.group()) if m.group()[0] == "<" else "›" * len(m.group()), text
+    )
+
+
+def fence(text: Any, label: str = "data") -> str:
+    """Wrap untrusted ``text`` in marker lines it cannot forge."""
+    body = neutralize(text)
+    tag = label.upper()
+    digest = hashlib.sha256(body.encode()).hexdigest()[:12]
+    return f"<<<{tag} {digest}>>>\n{body}\n<<<END {tag} {digest}>>>"
+
+
+def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=False,
+    )
+    env.filters["fence"] = fence
+    env.filters["neutralize"] = neutralize
+    return env
+
+
+def _prompts_dir() -> Path:
+    """The bundled ``prompts/`` directory: inside the wheel, or the repo root in a source checkout."""
+    packaged = resources.files("rftjudge").joinpath("prompts")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[3] / "prompts"
+    if source.is_dir():
+        return source
+    raise ConfigurationError("rftjudge's bundled prompts/ directory is missing from the install")
+
+
+def bundled_template_path(name: str) -> Path:
+    path = _prompts_dir() / name
+    if not path.is_file():
+        raise ConfigurationError(f"no bundled template named {name!r} in {path.parent}")
+    return path
+
+
+@lru_cache(maxsize=64)
+def _compile(source: str) -> jinja2.Template:
+    try:
+        return _environment().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigurationError(
+            f"template syntax error on line {exc.lineno}: {exc.message}"
+        ) from None
+
+
+class PromptTemplate:
+    """A compiled judge template.
+
+    ``source`` is a template string, a :class:`~pathlib.Path` to a template file, or the name of a
+    bundled template (``"rubric.j2"``). A ``str`` ending in ``.j2`` that names an existing file is read
+    as a file too.
+    """
+
+    def __init__(self, source: str | Path) -> None:
+        self.name, text = _resolve(source)
+        self._template = _compile(text)
+        self._blocks = [b for b in ("system", "user") if b in self._template.blocks]
+
+    def render(self, **variables: Any) -> tuple[Message, ...]:
+        """Render the messages; a missing variable raises ConfigurationError."""
+        try:
+            if not self._blocks:
+                return (Message("user", self._template.render(**variables).strip()),)
+            context = self._template.new_context(variables)
+            messages = []
+            for block in self._blocks:
+                text = "".join(self._template.blocks[block](context)).strip()
+                if text:
+                    messages.append(Message("system" if block == "system" else "user", text))
+            return tuple(messages)
+        except jinja2.UndefinedError as exc:
+            raise ConfigurationError(f"template {self.name!r}: {exc.message}") from None
+
+    def __repr__(self) -> str:
+        return f"PromptTemplate({self.name!r})"
+
+
+def _resolve(source: str | Path) -> tuple[str, str]:
+    if isinstance(source, Path):
+        try:
+            return str(source), source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read template file {source}: {exc}") from None
+    if not isinstance(source, str) or not source.strip():
+        raise ConfigurationError("template must be a non-empty string or a pathlib.Path")
+    if "\n" not in source and source.endswith(".j2"):
+        path = Path(source)
+        if path.is_file():
+            return source, path.read_text(encoding="utf-8")
+        bundled = _prompts_dir() / source
+        if bundled.is_file():
+            return source, bundled.read_text(encoding="utf-8")
+        raise ConfigurationError(f"template file {source!r} not found (nor among bundled prompts)")
+    return "<string>", source

@@ -1,0 +1,117 @@
+"""A loopback OpenAI-compatible HTTP server for tests and benchmarks (aiohttp, in its own thread).
+
+The handler decides every answer, so tests can script verdicts and inject faults: any status,
+headers, a non-JSON body, a delay, or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict -> JSON; str/bytes -> raw
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
+
+
+def chat_reply(
+    content: str, *, finish_reason: str = "stop", logprobs: Any = None
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": content},
+        "finish_reason": finish_reason,
+    }
+    if logprobs is not None:
+        choice["logprobs"] = logprobs
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": "test-judge",
+        "choices": [choice],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+
+
+class LoopbackServer:
+    """``with LoopbackServer(handler) as server: server.base_url`` → ``http://127.0.0.1:PORT/v1``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            payload = await request.json()
+            self.requests.append(payload)
+            reply = self.handler(payload)
+            if asyncio.iscoroutine(reply):
+                reply = await reply
+            assert isinstance(reply, Reply)
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            if reply.drop:
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response()
+            body = reply.body
+            if isinstance(body, dict | list):
+                text = json.dumps(body)
+                ctype = "application/json"
+            else:
+                text = body if isinstance(body, str) else (body or b"").decode()
+                ctype = "text/plain"
+            return web.Response(
+                status=reply.status, text=text, content_type=ctype, headers=reply.headers
+            )
+        finally:
+            self.in_flight -= 1
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models", lambda r: web.json_response({"data": []}))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
