@@ -24,7 +24,14 @@ from ._errors import (
     VerdictError,
 )
 from ._types import ChatRequest, ChatResponse, Message, TokenLogprob, Usage
-from .clients import Capabilities, Client, HTTPClient, OpenAIClient, RetryPolicy
+from .clients import (
+    Capabilities,
+    Client,
+    FunctionClient,
+    HTTPClient,
+    OpenAIClient,
+    RetryPolicy,
+)
 from .judges import BaseJudge, Criterion, JudgeStats, Judgment, RubricJudge, Scale
 from .templates import PromptTemplate
 
@@ -40,6 +47,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "Criterion",
+    "FunctionClient",
     "HTTPClient",
     "HTTPStatusError",
     "JudgeError",

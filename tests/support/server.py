@@ -93,10 +93,13 @@ class LoopbackServer:
         finally:
             self.in_flight -= 1
 
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "test-judge"}]})
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
-        app.router.add_get("/v1/models", lambda r: web.json_response({"data": []}))
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -2,6 +2,7 @@
 
 from ._retry import RetryPolicy
 from .base import Capabilities, Client, HTTPClient
+from .function import FunctionClient
 from .openai import OpenAIClient
 
-__all__ = ["Capabilities", "Client", "HTTPClient", "OpenAIClient", "RetryPolicy"]
+__all__ = ["Capabilities", "Client", "FunctionClient", "HTTPClient", "OpenAIClient", "RetryPolicy"]

@@ -1,0 +1,134 @@
+"""A real TRL GRPOTrainer run whose reward is ``judge.as_reward_func()`` on a loopback judge server.
+
+Tiny randomly initialised Llama + an in-process BPE tokenizer, CPU only, two steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+import pytest
+from support.server import LoopbackServer, Reply, chat_reply
+
+from rftjudge import Criterion, OpenAIClient, RubricJudge
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(var, "1")
+
+
+def _tiny_model_and_tokenizer(tmp_path: Any) -> tuple[Any, Any]:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    torch.manual_seed(0)
+
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = ["What is two plus two? Four. Be polite and concise, thank you."] * 50
+    tok.train_from_iterator(corpus, trainer=trainer)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    fast.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    config = transformers.LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
+    model = transformers.LlamaForCausalLM(config)
+    return model, fast
+
+
+def test_grpo_trainer_two_steps_with_judge_reward(tmp_path: Any) -> None:
+    trl = pytest.importorskip("trl")
+    datasets = pytest.importorskip("datasets")
+    model, tokenizer = _tiny_model_and_tokenizer(tmp_path)
+
+    rng = random.Random(0)
+
+    def handler(payload: dict[str, Any]) -> Reply:
+        scores = {"correctness": rng.randint(1, 5), "tone": rng.randint(1, 5)}
+        return Reply(body=chat_reply(json.dumps({"rationale": "r", "scores": scores})))
+
+    dataset = datasets.Dataset.from_dict(
+        {
+            "prompt": [f"What is two plus two? ({i})" for i in range(8)],
+            "reference": ["Four."] * 8,
+        }
+    )
+    with LoopbackServer(handler) as server:
+        client = OpenAIClient("judge", base_url=server.base_url, max_concurrency=8)
+        judge = RubricJudge(
+            client,
+            criteria=[
+                Criterion(name="correctness", description="Right?", weight=2.0),
+                Criterion(name="tone", description="Polite?"),
+            ],
+        )
+        reward = judge.as_reward_func(name="judge")
+        logged: list[dict[str, float]] = []
+
+        transformers = pytest.importorskip("transformers")
+
+        class Capture(transformers.TrainerCallback):  # type: ignore[misc]
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
+            ) -> None:
+                if logs:
+                    logged.append(dict(logs))
+
+        config = trl.GRPOConfig(
+            output_dir=str(tmp_path / "out"),
+            max_steps=2,
+            per_device_train_batch_size=4,
+            num_generations=4,
+            max_completion_length=12,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=1,
+        )
+        trainer = trl.GRPOTrainer(
+            model=model,
+            reward_funcs=[reward],
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[Capture()],
+        )
+        trainer.train()
+        assert trainer.state.global_step == 2
+        assert len(server.requests) >= 8
+        # The reference column reached the judge prompt.
+        assert "Four." in server.requests[0]["messages"][-1]["content"]
+
+    keys = set().union(*logged)
+    assert "rewards/judge/mean" in keys, keys
+    means = [row["rewards/judge/mean"] for row in logged if "rewards/judge/mean" in row]
+    assert all(0.0 <= m <= 1.0 for m in means)
+    assert any(k.startswith("judge/") for k in keys), keys  # log_metric: failure rate, criteria
