@@ -7,6 +7,7 @@ import pytest
 import respx
 
 from rftjudge import OpenAIClient, RetryPolicy
+
 from support.payloads import BASE
 
 

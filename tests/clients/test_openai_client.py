@@ -20,6 +20,7 @@ from rftjudge import (
     ServerError,
     TransportError,
 )
+
 from support.payloads import BASE, CHAT, completion
 
 SCHEMA = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}

@@ -7,9 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from support.server import LoopbackServer, Reply, chat_reply
 
 from rftjudge import Criterion, OpenAIClient, RetryPolicy, RubricJudge
+
+from support.server import LoopbackServer, Reply, chat_reply
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,10 @@ import random
 from typing import Any
 
 import pytest
-from support.server import LoopbackServer, Reply, chat_reply
 
 from rftjudge import Criterion, OpenAIClient, RubricJudge
+
+from support.server import LoopbackServer, Reply, chat_reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

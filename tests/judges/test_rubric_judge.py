@@ -18,6 +18,7 @@ from rftjudge import (
     RubricJudge,
     TruncatedError,
 )
+
 from support.payloads import BASE, CHAT, completion, verdict
 
 CRITERIA = [
