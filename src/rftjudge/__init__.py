@@ -32,7 +32,16 @@ from .clients import (
     OpenAIClient,
     RetryPolicy,
 )
-from .judges import BaseJudge, Criterion, JudgeStats, Judgment, RubricJudge, Scale
+from .judges import (
+    BaseJudge,
+    Criterion,
+    JudgeStats,
+    Judgment,
+    Preference,
+    PreferenceJudge,
+    RubricJudge,
+    Scale,
+)
 from .templates import PromptTemplate
 
 __version__ = "0.1.0"
@@ -57,6 +66,8 @@ __all__ = [
     "Message",
     "OpenAIClient",
     "ParseError",
+    "Preference",
+    "PreferenceJudge",
     "PromptTemplate",
     "ProviderError",
     "QuotaExceededError",

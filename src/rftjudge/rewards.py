@@ -12,6 +12,7 @@ detects), so the judge calls of a whole batch run concurrently on TRL's event lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from .judges.base import BaseJudge
 
-__all__ = ["RewardFunc", "as_text", "trl_reward_func"]
+__all__ = ["GroupJudge", "RewardFunc", "as_text", "trl_group_reward_func", "trl_reward_func"]
 
 
 class RewardFunc(Protocol):
@@ -31,6 +32,22 @@ class RewardFunc(Protocol):
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> Awaitable[list[float | None]]: ...
+
+
+class GroupJudge(Protocol):
+    """A judge that rewards the completions of one prompt relative to each other."""
+
+    name: str
+
+    async def ajudge_group(
+        self, prompt: Any, responses: Sequence[Any], reference: Any = None
+    ) -> list[float | BaseException]: ...
+
+    def reward_of(self, outcome: Any) -> float | None: ...
+
+    def metrics_of(self, outcomes: Sequence[Any]) -> dict[str, float]: ...
+
+    def rationale_of(self, outcome: Any) -> str: ...
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_]+")
@@ -110,37 +127,103 @@ def trl_reward_func(
     judge: BaseJudge[Any], *, name: str | None = None, reference_column: str = "reference"
 ) -> RewardFunc:
     """Build the ``async def`` TRL reward function for ``judge`` (see ``BaseJudge.as_reward_func``)."""
-    func_name = _NAME_OK.sub("_", name or judge.name).strip("_") or "judge"
+    func_name = _func_name(name, judge.name)
 
     async def reward_func(
         prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
-        if len(prompts) != len(completions):
-            raise ConfigurationError(
-                f"{func_name}: got {len(prompts)} prompts but {len(completions)} completions"
-            )
-        references = kwargs.get(reference_column)
-        if references is not None and len(references) != len(completions):
-            raise ConfigurationError(
-                f"{func_name}: column {reference_column!r} has {len(references)} values for "
-                f"{len(completions)} completions"
-            )
-        prompt_texts = [as_text(p, what="prompt") for p in prompts]
-        completion_texts = [_completion_text(c) for c in completions]
-        refs = [reference_text(r) for r in references] if references is not None else None
+        prompt_texts, completion_texts, refs = _inputs(
+            func_name, prompts, completions, kwargs, reference_column
+        )
         outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs)
         rewards = [judge.reward_of(o) for o in outcomes]
         _log(judge, func_name, outcomes, kwargs)
         return rewards
 
+    return _named(reward_func, func_name)
+
+
+def trl_group_reward_func(
+    judge: GroupJudge, *, name: str | None = None, reference_column: str = "reference"
+) -> RewardFunc:
+    """TRL reward function rewarding each completion relative to the others of its prompt.
+
+    Completions are grouped by prompt text *within one call*. Under multi-GPU training each process
+    scores its own slice, so a GRPO group may be split across processes and ranked in parts; a
+    prompt seen once in the call falls back to the reference column (or abstains).
+    """
+    func_name = _func_name(name, judge.name)
+
+    async def reward_func(
+        prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        prompt_texts, completion_texts, refs = _inputs(
+            func_name, prompts, completions, kwargs, reference_column
+        )
+        groups: dict[str, list[int]] = {}
+        for index, text in enumerate(prompt_texts):
+            groups.setdefault(text, []).append(index)
+        results = await asyncio.gather(
+            *(
+                judge.ajudge_group(
+                    prompt,
+                    [completion_texts[i] for i in rows],
+                    next((refs[i] for i in rows if refs[i] is not None), None) if refs else None,
+                )
+                for prompt, rows in groups.items()
+            )
+        )
+        outcomes: list[Any] = [None] * len(prompt_texts)
+        for rows, group_outcomes in zip(groups.values(), results, strict=True):
+            for i, outcome in zip(rows, group_outcomes, strict=True):
+                outcomes[i] = outcome
+        rewards = [judge.reward_of(o) for o in outcomes]
+        _log(judge, func_name, outcomes, kwargs)
+        return rewards
+
+    return _named(reward_func, func_name)
+
+
+def _func_name(name: str | None, default: str) -> str:
+    return _NAME_OK.sub("_", name or default).strip("_") or "judge"
+
+
+def _inputs(
+    func_name: str,
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    reference_column: str,
+) -> tuple[list[str], list[str], list[str | None] | None]:
+    """Validate TRL's arguments and convert prompts, completions and references to text."""
+    if len(prompts) != len(completions):
+        raise ConfigurationError(
+            f"{func_name}: got {len(prompts)} prompts but {len(completions)} completions"
+        )
+    references = kwargs.get(reference_column)
+    if references is not None and len(references) != len(completions):
+        raise ConfigurationError(
+            f"{func_name}: column {reference_column!r} has {len(references)} values for "
+            f"{len(completions)} completions"
+        )
+    prompt_texts = [as_text(p, what="prompt") for p in prompts]
+    completion_texts = [_completion_text(c) for c in completions]
+    refs = [reference_text(r) for r in references] if references is not None else None
+    return prompt_texts, completion_texts, refs
+
+
+def _named(reward_func: Any, func_name: str) -> RewardFunc:
     reward_func.__name__ = func_name
     reward_func.__qualname__ = func_name
     reward_func.__doc__ = f"rftjudge reward function {func_name!r} (TRL signature)."
-    return reward_func
+    return reward_func  # type: ignore[no-any-return]
 
 
 def _log(
-    judge: BaseJudge[Any], name: str, outcomes: Sequence[Any], kwargs: Mapping[str, Any]
+    judge: BaseJudge[Any] | GroupJudge,
+    name: str,
+    outcomes: Sequence[Any],
+    kwargs: Mapping[str, Any],
 ) -> None:
     log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
     log_extra: Callable[[str, list[Any]], None] | None = kwargs.get("log_extra")

@@ -163,6 +163,13 @@ class HTTPClient(ABC):
             headers=headers,
         )
 
+    def sign(self, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
+        """Last step before sending: add auth that depends on the exact bytes (AWS SigV4).
+
+        Called once per attempt, so time-based signatures stay fresh across retries.
+        """
+        return headers
+
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in an error message or log (API keys)."""
         return ()
@@ -189,9 +196,10 @@ class HTTPClient(ABC):
             attempts += 1
             if attempts > 1:
                 self.stats.retries += 1
+            signed = self.sign(url, headers, content)
             async with self._limiter.slot():
                 started = time.perf_counter()
-                response = await self._send(url, headers, content)
+                response = await self._send(url, signed, content)
                 self.stats.observe_latency(time.perf_counter() - started)
             return self._handle(response)
 

@@ -1,6 +1,17 @@
 """Judges: rubric (score one response) and, built on the same base, the other architectures."""
 
 from .base import BaseJudge, JudgeStats, OnError
+from .preference import Preference, PreferenceJudge
 from .rubric import Criterion, Judgment, RubricJudge, Scale
 
-__all__ = ["BaseJudge", "Criterion", "JudgeStats", "Judgment", "OnError", "RubricJudge", "Scale"]
+__all__ = [
+    "BaseJudge",
+    "Criterion",
+    "JudgeStats",
+    "Judgment",
+    "OnError",
+    "Preference",
+    "PreferenceJudge",
+    "RubricJudge",
+    "Scale",
+]

@@ -220,15 +220,15 @@ class BaseJudge(ABC, Generic[R]):
             logger.exception("rftjudge: %s judgment failed with an unexpected error", self.name)
             return exc
 
-    def reward_of(self, outcome: R | BaseException) -> float | None:
-        """Apply ``on_error`` to one outcome."""
+    def reward_of(self, outcome: R | float | BaseException) -> float | None:
+        """Apply ``on_error`` to one outcome (a result, a bare score, or the error)."""
         if isinstance(outcome, BaseException):
             if self.on_error == "raise":
                 raise outcome
             if self.on_error == "abstain":
                 return None
             return float(self.on_error)
-        score = self.score_of(outcome)
+        score = outcome if isinstance(outcome, float) else self.score_of(outcome)
         if not math.isfinite(score) or not (0.0 <= score <= 1.0):  # never a wrong number
             if self.on_error == "raise":
                 raise ParseError(f"judge produced an out-of-range score {score!r}")

@@ -144,7 +144,7 @@ class RubricJudge(BaseJudge[Judgment]):
         seed: int | None = None,
         name: str | None = None,
     ) -> None:
-        self.criteria = _check_criteria(criteria)
+        self.criteria = check_criteria(criteria)
         self.scale = Scale.parse(scale)
         super().__init__(
             client,
@@ -224,7 +224,7 @@ def _text(value: Any, what: str) -> str:
     return as_text(value, what=what)
 
 
-def _check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
+def check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
     if isinstance(criteria, Criterion) or not isinstance(criteria, Sequence) or not criteria:
         raise ConfigurationError("criteria must be a non-empty list of Criterion")
     for item in criteria:

@@ -1,5 +1,12 @@
 """Turning judge text into validated verdicts."""
 
 from ._json import find_json_objects, parse_verdict
+from ._logprobs import distribution_at, json_value_offset, token_index_at
 
-__all__ = ["find_json_objects", "parse_verdict"]
+__all__ = [
+    "distribution_at",
+    "find_json_objects",
+    "json_value_offset",
+    "parse_verdict",
+    "token_index_at",
+]

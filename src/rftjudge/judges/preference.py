@@ -1,0 +1,341 @@
+"""Preference judging: which of two responses is better, asked in both orders.
+
+Position bias is the best-documented failure of LLM judges: many prefer whichever answer is shown
+first. With ``swap=True`` each comparison is asked twice, concurrently — (A, B) and (B, A) — and
+reconciled: agreeing orders give the winner, disagreeing orders give a tie and count as inconsistent.
+
+``prob_a`` is P(A beats B), with a tie worth half. When the client returns token logprobs it is read
+from the probabilities of the label tokens at the position where the label was written (valid labels
+only, renormalised) and averaged over both orders; otherwise it follows the reconciled label (1, 0 or
+0.5).
+
+Rewards: against a reference (``reward(prompt, response, reference)`` = P(response beats reference)),
+or within a GRPO group (``areward_group``: each completion's win rate against the others of its
+prompt), which gives graded rewards where absolute scores tie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._errors import ConfigurationError, VerdictError
+from .._types import ChatResponse, Usage
+from ..clients.base import Client
+from ..parsing import distribution_at, json_value_offset, token_index_at
+from ..rewards import RewardFunc, as_text
+from ..templates import PromptTemplate
+from ._schedules import default_pairs
+from .base import BaseJudge, OnError
+from .rubric import Criterion, check_criteria
+
+__all__ = ["Preference", "PreferenceJudge"]
+
+Label = Literal["A", "B", "tie"]
+_FLIP: dict[str, Label] = {"A": "B", "B": "A", "tie": "tie"}
+_LABEL_PROB: dict[str, float] = {"A": 1.0, "B": 0.0, "tie": 0.5}
+
+
+class Preference(BaseModel):
+    """The outcome of comparing ``response_a`` with ``response_b``.
+
+    ``winner`` is "A", "B" or "tie"; ``prob_a`` is P(A beats B) in [0, 1] (a tie counts half);
+    ``consistent`` says whether both orders agreed (None without swapping); ``orders`` holds the
+    winner each order gave, mapped back to the original A/B; ``from_logprobs`` whether ``prob_a``
+    came from token probabilities.
+    """
+
+    winner: Label
+    prob_a: float
+    consistent: bool | None
+    rationale: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    orders: tuple[Label, ...] = ()
+    from_logprobs: bool = False
+    raw: tuple[str, ...] = ()
+
+
+class _Verdict(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    rationale: str = ""
+    winner: Label
+
+
+class _StrictVerdict(_Verdict):
+    winner: Literal["A", "B"]
+
+
+class PreferenceJudge(BaseJudge[Preference]):
+    """Compare two responses with position-swap debiasing.
+
+    ``criteria`` (optional) name what "better" means; ``allow_ties=False`` forces the judge to pick a
+    side (ties can still result from disagreeing orders). ``use_logprobs`` defaults to what the
+    client's capabilities allow.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        criteria: Sequence[Criterion] | None = None,
+        swap: bool = True,
+        allow_ties: bool = True,
+        on_error: OnError = "abstain",
+        *,
+        template: str | None = None,
+        use_logprobs: bool | None = None,
+        comparisons_per_completion: int | None = None,
+        max_reasks: int = 1,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.criteria = check_criteria(criteria) if criteria else ()
+        super().__init__(
+            client,
+            on_error=on_error,
+            max_reasks=max_reasks,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            name=name or "preference",
+        )
+        if comparisons_per_completion is not None and comparisons_per_completion < 1:
+            raise ConfigurationError("comparisons_per_completion must be >= 1")
+        self.swap = bool(swap)
+        self.allow_ties = bool(allow_ties)
+        self.comparisons_per_completion = comparisons_per_completion
+        capabilities = getattr(client, "capabilities", None)
+        self.use_logprobs = (
+            bool(getattr(capabilities, "logprobs", False)) if use_logprobs is None else use_logprobs
+        )
+        self.labels: tuple[Label, ...] = ("A", "B", "tie") if allow_ties else ("A", "B")
+        self._verdict_model = _Verdict if allow_ties else _StrictVerdict
+        self.output_schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "rationale": {"type": "string"},
+                "winner": {"type": "string", "enum": list(self.labels)},
+            },
+            "required": ["rationale", "winner"],
+            "additionalProperties": False,
+        }
+        self._schema_text = json.dumps(self.output_schema)
+        self._criteria_vars = [c.model_dump() for c in self.criteria]
+        self.template = PromptTemplate(template if template is not None else "preference.j2")
+        self.render("prompt", "a", "b")  # a broken template fails here, not mid-training
+        self.comparisons = 0
+        self.inconsistent = 0
+
+    def render(self, prompt: str, response_a: str, response_b: str) -> Any:
+        return self.template.render(
+            prompt=prompt,
+            response_a=response_a,
+            response_b=response_b,
+            criteria=self._criteria_vars,
+            allow_ties=self.allow_ties,
+            output_schema=self._schema_text,
+        )
+
+    # -- one comparison --------------------------------------------------------------------------
+
+    async def acompare(self, prompt: Any, response_a: Any, response_b: Any) -> Preference:
+        """Compare two responses (both orders concurrently when ``swap``)."""
+        prompt_text = as_text(prompt, what="prompt")
+        a = as_text(response_a, what="response_a")
+        b = as_text(response_b, what="response_b")
+        if self.swap:
+            first, second = await asyncio.gather(
+                self._one_order(prompt_text, a, b), self._one_order(prompt_text, b, a)
+            )
+            orders = [first, second.flipped()]
+        else:
+            orders = [await self._one_order(prompt_text, a, b)]
+        labels = tuple(o.label for o in orders)
+        consistent = None if len(orders) == 1 else labels[0] == labels[1]
+        winner: Label = labels[0] if consistent is not False else "tie"
+        from_logprobs = all(o.from_logprobs for o in orders)
+        if from_logprobs:
+            prob_a = sum(o.prob_a for o in orders) / len(orders)
+        else:
+            prob_a = _LABEL_PROB[winner]
+        self.comparisons += 1
+        self.inconsistent += consistent is False
+        usage = Usage()
+        for o in orders:
+            usage = usage + o.usage
+        return Preference(
+            winner=winner,
+            prob_a=min(1.0, max(0.0, prob_a)),
+            consistent=consistent,
+            rationale=orders[0].rationale,
+            usage=usage,
+            orders=labels,
+            from_logprobs=from_logprobs,
+            raw=tuple(o.text for o in orders),
+        )
+
+    async def _one_order(self, prompt: str, a: str, b: str) -> _Order:
+        """The verdict of one presentation order (A shown first)."""
+        request = self.make_request(
+            self.render(prompt, a, b),
+            self.output_schema,
+            logprobs=self.use_logprobs,
+            top_logprobs=5 if self.use_logprobs else 0,
+        )
+        asked = await self._ask(request, self._verdict_model)
+        label: Label = asked.verdict.winner
+        probs = self._label_probs(asked.response) if self.use_logprobs else None
+        if probs is None:
+            prob_a, from_logprobs = _LABEL_PROB[label], False
+        else:
+            prob_a, from_logprobs = probs.get("A", 0.0) + 0.5 * probs.get("tie", 0.0), True
+        return _Order(
+            label, prob_a, from_logprobs, asked.verdict.rationale, asked.response.text, asked.usage
+        )
+
+    def _label_probs(self, response: ChatResponse) -> dict[str, float] | None:
+        if not response.logprobs:
+            return None
+        offset = json_value_offset(response.text, "winner")
+        if offset is None:
+            return None
+        index = token_index_at(response.logprobs, response.text, offset)
+        if index is None:
+            return None
+        valid: dict[str, Label] = {label: label for label in self.labels}
+        if self.allow_ties:
+            valid.update({"t": "tie", "ti": "tie", "Tie": "tie"})
+        return distribution_at(response.logprobs, index, valid)
+
+    # -- BaseJudge interface: judged against a reference ----------------------------------------
+
+    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Preference:
+        if reference is None:
+            raise _NoReference("no reference to compare the response against")
+        return await self.acompare(prompt, response, reference)
+
+    def compare(self, prompt: Any, response_a: Any, response_b: Any) -> Preference:
+        """Synchronous :meth:`acompare`."""
+        from .._sync import run_sync
+
+        return run_sync(self.acompare(prompt, response_a, response_b))
+
+    def score_of(self, result: Preference) -> float:
+        return result.prob_a
+
+    def metrics_of(self, outcomes: Sequence[Preference | BaseException]) -> dict[str, float]:
+        metrics = super().metrics_of(outcomes)
+        judged = [o for o in outcomes if isinstance(o, Preference)]
+        swapped = [o for o in judged if o.consistent is not None]
+        if swapped:
+            metrics["inconsistency_rate"] = sum(not o.consistent for o in swapped) / len(swapped)
+        if judged:
+            metrics["tie_rate"] = sum(o.winner == "tie" for o in judged) / len(judged)
+        return metrics
+
+    @property
+    def inconsistency_rate(self) -> float:
+        """Share of swapped comparisons so far whose two orders disagreed."""
+        return self.inconsistent / self.comparisons if self.comparisons else 0.0
+
+    # -- group mode ----------------------------------------------------------------------------
+
+    async def areward_group(
+        self, prompt: Any, responses: Sequence[Any], reference: Any = None
+    ) -> list[float | None]:
+        """Each response's win rate against the others of the same prompt.
+
+        Small groups compare every pair; larger ones a circular schedule with
+        ``comparisons_per_completion`` (default 4) comparisons each. Identical responses share a
+        result. A group of one falls back to the reference (or abstains without one).
+        """
+        outcomes = await self.ajudge_group(prompt, responses, reference)
+        return [self.reward_of(o) for o in outcomes]
+
+    async def ajudge_group(
+        self, prompt: Any, responses: Sequence[Any], reference: Any = None
+    ) -> list[float | BaseException]:
+        """Per-response win rates (or the exception that left a response without any)."""
+        texts = [as_text(r, what="completion") for r in responses]
+        unique = list(dict.fromkeys(texts))
+        if len(unique) < 2:
+            if reference is None:
+                err = _NoReference("group has a single distinct completion and no reference")
+                self.stats.failures[err.kind] += 1
+                return [err] * len(texts)
+            single = await self.ajudge_safe(prompt, unique[0], reference)
+            value: float | BaseException = (
+                single if isinstance(single, BaseException) else single.prob_a
+            )
+            return [value] * len(texts)
+        pairs = default_pairs(len(unique), self.comparisons_per_completion)
+        results = await asyncio.gather(
+            *(self.ajudge_safe(prompt, unique[i], unique[j]) for i, j in pairs)
+        )
+        wins = [0.0] * len(unique)
+        games = [0] * len(unique)
+        last_error: BaseException | None = None
+        for (i, j), result in zip(pairs, results, strict=True):
+            if isinstance(result, BaseException):
+                last_error = result
+                continue
+            wins[i] += result.prob_a
+            wins[j] += 1.0 - result.prob_a
+            games[i] += 1
+            games[j] += 1
+        per_unique: list[float | BaseException] = [
+            wins[k] / games[k] if games[k] else (last_error or VerdictError("no comparison"))
+            for k in range(len(unique))
+        ]
+        index = {text: k for k, text in enumerate(unique)}
+        return [per_unique[index[t]] for t in texts]
+
+    def as_reward_func(
+        self,
+        name: str | None = None,
+        reference_column: str = "reference",
+        mode: Literal["reference", "group"] = "reference",
+    ) -> RewardFunc:
+        """TRL reward function: P(completion beats the reference column), or group win rates."""
+        from ..rewards import trl_reward_func
+
+        if mode not in ("reference", "group"):
+            raise ConfigurationError(f'mode must be "reference" or "group"; got {mode!r}')
+        if mode == "reference":
+            return trl_reward_func(self, name=name, reference_column=reference_column)
+        from ..rewards import trl_group_reward_func
+
+        return trl_group_reward_func(self, name=name, reference_column=reference_column)
+
+    def __repr__(self) -> str:
+        return f"PreferenceJudge(client={self.client!r}, swap={self.swap})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """What one presentation order returned, in that order's A/B terms."""
+
+    label: Label
+    prob_a: float
+    from_logprobs: bool
+    rationale: str
+    text: str
+    usage: Usage
+
+    def flipped(self) -> _Order:
+        """The same verdict seen from the other order (B shown first)."""
+        return replace(self, label=_FLIP[self.label], prob_a=1.0 - self.prob_a)
+
+
+class _NoReference(VerdictError):
+    """A reference-mode comparison without a reference: the item abstains."""
+
+    @property
+    def kind(self) -> str:
+        return "no_reference"

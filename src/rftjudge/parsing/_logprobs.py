@@ -1,0 +1,82 @@
+"""Reading judges' token probabilities: which alternatives were possible where the verdict was written.
+
+A sampled label or score throws away what the judge was unsure about; the token logprobs keep it. To
+use them, find the token position where the label/score value was emitted (it is rarely the first
+token: JSON keys and a rationale come first), then read the top alternatives at that position and keep
+only the *valid* ones — llama.cpp and vLLM report logprobs before the grammar mask, so forbidden tokens
+appear too — renormalising over what remains. Anything that does not line up (tokens that do not
+concatenate to the text, no valid alternative at the position) returns ``None`` so that callers fall
+back to the sampled value and count the fallback.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+from .._types import TokenLogprob
+
+__all__ = ["distribution_at", "json_value_offset", "token_index_at"]
+
+V = TypeVar("V")
+
+_STRIP = " \t\n\"'"
+
+
+def token_index_at(logprobs: Sequence[TokenLogprob], text: str, offset: int) -> int | None:
+    """Index of the token covering character ``offset`` of ``text``, or None if they do not align."""
+    joined = "".join(t.token for t in logprobs)
+    base = 0
+    if joined != text:
+        base = joined.find(text) if text else -1
+        if base < 0:
+            return None
+    target = base + offset
+    position = 0
+    for index, token in enumerate(logprobs):
+        end = position + len(token.token)
+        if position <= target < end:
+            return index
+        position = end
+    return None
+
+
+def json_value_offset(text: str, key: str) -> int | None:
+    """Character offset where the value of the *last* ``"key": value`` in ``text`` starts.
+
+    String values point past the opening quote, so the offset lands on the label itself.
+    """
+    matches = list(re.finditer(r'"' + re.escape(key) + r'"\s*:\s*("?)', text))
+    if not matches:
+        return None
+    return matches[-1].end()
+
+
+def distribution_at(
+    logprobs: Sequence[TokenLogprob], index: int, valid: Mapping[str, V]
+) -> dict[V, float] | None:
+    """Probabilities of the valid values at token ``index``, renormalised over the valid ones.
+
+    ``valid`` maps a token's text (stripped of spaces and quotes) to the value it stands for. The
+    sampled token counts as an alternative even when the provider left it out of ``top``.
+    """
+    token = logprobs[index]
+    candidates = list(token.top)
+    if all(t != token.token for t, _ in candidates):
+        candidates.append((token.token, token.logprob))
+    mass: dict[V, float] = {}
+    seen: set[str] = set()
+    for text, logprob in candidates:
+        if text in seen or not math.isfinite(logprob):
+            continue
+        seen.add(text)
+        value = valid.get(text.strip(_STRIP))
+        if value is None:
+            continue
+        mass[value] = mass.get(value, 0.0) + math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {value: p / total for value, p in mass.items()}
