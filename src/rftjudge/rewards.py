@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .judges.base import BaseJudge
+    from .judges.base import RewardBase
 
 __all__ = ["GroupJudge", "RewardFunc", "as_text", "trl_group_reward_func", "trl_reward_func"]
 
@@ -124,7 +124,7 @@ def reference_text(value: Any) -> str | None:
 
 
 def trl_reward_func(
-    judge: BaseJudge[Any], *, name: str | None = None, reference_column: str = "reference"
+    judge: RewardBase[Any], *, name: str | None = None, reference_column: str = "reference"
 ) -> RewardFunc:
     """Build the ``async def`` TRL reward function for ``judge`` (see ``BaseJudge.as_reward_func``)."""
     func_name = _func_name(name, judge.name)
@@ -220,7 +220,7 @@ def _named(reward_func: Any, func_name: str) -> RewardFunc:
 
 
 def _log(
-    judge: BaseJudge[Any] | GroupJudge,
+    judge: RewardBase[Any] | GroupJudge,
     name: str,
     outcomes: Sequence[Any],
     kwargs: Mapping[str, Any],

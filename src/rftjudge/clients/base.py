@@ -60,11 +60,16 @@ class Capabilities:
 
 @runtime_checkable
 class Client(Protocol):
-    """What a judge needs from a client."""
+    """What a judge needs from a client (attributes may be plain, class-level or properties)."""
 
-    model: str
-    provider: str
-    capabilities: Capabilities
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 

@@ -40,7 +40,7 @@ from ..parsing import parse_verdict
 if TYPE_CHECKING:
     from ..rewards import RewardFunc
 
-__all__ = ["BaseJudge", "JudgeStats", "OnError"]
+__all__ = ["BaseJudge", "JudgeStats", "OnError", "RewardBase"]
 
 logger = logging.getLogger("rftjudge")
 
@@ -86,34 +86,18 @@ def validate_on_error(on_error: object) -> OnError:
     return value
 
 
-class BaseJudge(ABC, Generic[R]):
-    """Shared machinery of rftjudge's judges; subclasses implement :meth:`ajudge` and :meth:`score_of`."""
+class RewardBase(ABC, Generic[R]):
+    """The reward boundary shared by judges and composed rewards.
+
+    Subclasses implement :meth:`ajudge` (one result, or a :class:`~rftjudge.JudgeError`) and
+    :meth:`score_of`; everything else — ``on_error``, batches with deduplication, sync twins, the
+    TRL adapter, failure counting — is defined here once.
+    """
 
     default_name: str = "judge"
 
-    def __init__(
-        self,
-        client: Client,
-        *,
-        on_error: OnError = "abstain",
-        max_reasks: int = 1,
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 1024,
-        seed: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        if not callable(getattr(client, "complete", None)):
-            raise ConfigurationError(
-                f"client must provide `async complete(ChatRequest)`; got {type(client).__name__}"
-            )
-        if not isinstance(max_reasks, int) or max_reasks < 0:
-            raise ConfigurationError(f"max_reasks must be an int >= 0; got {max_reasks!r}")
-        self.client = client
+    def __init__(self, *, on_error: OnError = "abstain", name: str | None = None) -> None:
         self.on_error: OnError = validate_on_error(on_error)
-        self.max_reasks = max_reasks
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.seed = seed
         self.name = name or self.default_name
         self.stats = JudgeStats()
 
@@ -133,69 +117,6 @@ class BaseJudge(ABC, Generic[R]):
             return (repr(prompt), repr(response), repr(reference))
         except Exception:  # pragma: no cover - repr of user objects
             return None
-
-    # -- request -> validated verdict ------------------------------------------------------------
-
-    def make_request(
-        self,
-        messages: tuple[Message, ...],
-        schema: dict[str, Any],
-        *,
-        logprobs: bool = False,
-        top_logprobs: int = 0,
-    ) -> ChatRequest:
-        return ChatRequest(
-            messages=messages,
-            output_schema=schema,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            logprobs=logprobs,
-            top_logprobs=top_logprobs,
-        )
-
-    async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
-        """Send ``request``; re-ask up to ``max_reasks`` times while the verdict does not validate."""
-        usage = Usage()
-        messages = request.messages
-        for attempt in range(self.max_reasks + 1):
-            current = request if attempt == 0 else _with_messages(request, messages)
-            response = await self.client.complete(current)
-            usage = usage + response.usage
-            if response.refusal or response.finish_reason in ("refusal", "content_filter"):
-                self.stats.usage = self.stats.usage + usage
-                raise RefusalError(
-                    f"the judge refused: {response.refusal or response.finish_reason}",
-                    raw=response.text,
-                )
-            try:
-                verdict = parse_verdict(response.text, model)
-            except ParseError as exc:
-                if attempt == self.max_reasks:
-                    self.stats.usage = self.stats.usage + usage
-                    if response.finish_reason == "length":
-                        raise TruncatedError(
-                            "the judge hit max_tokens before completing its verdict "
-                            f"(max_tokens={request.max_tokens}); raise max_tokens",
-                            raw=response.text,
-                        ) from exc
-                    raise ParseError(
-                        f"{exc} (after {attempt + 1} request(s))", raw=response.text
-                    ) from None
-                self.stats.reasks += 1
-                messages = (
-                    *messages,
-                    Message("assistant", response.text),
-                    Message(
-                        "user",
-                        f"Your answer could not be used: {exc}. Reply again with only the "
-                        "corrected JSON object.",
-                    ),
-                )
-                continue
-            self.stats.usage = self.stats.usage + usage
-            return Asked(verdict=verdict, response=response, usage=usage, reasks=attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the reward boundary ---------------------------------------------------------------------
 
@@ -312,6 +233,97 @@ class BaseJudge(ABC, Generic[R]):
             kind = outcome.kind if isinstance(outcome, JudgeError) else "internal"
             return f"[judge failed: {kind}]"
         return str(getattr(outcome, "rationale", ""))
+
+
+class BaseJudge(RewardBase[R]):
+    """A judge backed by a model client: builds requests and turns answers into validated verdicts."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        on_error: OnError = "abstain",
+        max_reasks: int = 1,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(getattr(client, "complete", None)):
+            raise ConfigurationError(
+                f"client must provide `async complete(ChatRequest)`; got {type(client).__name__}"
+            )
+        if not isinstance(max_reasks, int) or max_reasks < 0:
+            raise ConfigurationError(f"max_reasks must be an int >= 0; got {max_reasks!r}")
+        super().__init__(on_error=on_error, name=name)
+        self.client = client
+        self.max_reasks = max_reasks
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+
+    # -- request -> validated verdict ------------------------------------------------------------
+
+    def make_request(
+        self,
+        messages: tuple[Message, ...],
+        schema: dict[str, Any],
+        *,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+    ) -> ChatRequest:
+        return ChatRequest(
+            messages=messages,
+            output_schema=schema,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+        )
+
+    async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
+        """Send ``request``; re-ask up to ``max_reasks`` times while the verdict does not validate."""
+        usage = Usage()
+        messages = request.messages
+        for attempt in range(self.max_reasks + 1):
+            current = request if attempt == 0 else _with_messages(request, messages)
+            response = await self.client.complete(current)
+            usage = usage + response.usage
+            if response.refusal or response.finish_reason in ("refusal", "content_filter"):
+                self.stats.usage = self.stats.usage + usage
+                raise RefusalError(
+                    f"the judge refused: {response.refusal or response.finish_reason}",
+                    raw=response.text,
+                )
+            try:
+                verdict = parse_verdict(response.text, model)
+            except ParseError as exc:
+                if attempt == self.max_reasks:
+                    self.stats.usage = self.stats.usage + usage
+                    if response.finish_reason == "length":
+                        raise TruncatedError(
+                            "the judge hit max_tokens before completing its verdict "
+                            f"(max_tokens={request.max_tokens}); raise max_tokens",
+                            raw=response.text,
+                        ) from exc
+                    raise ParseError(
+                        f"{exc} (after {attempt + 1} request(s))", raw=response.text
+                    ) from None
+                self.stats.reasks += 1
+                messages = (
+                    *messages,
+                    Message("assistant", response.text),
+                    Message(
+                        "user",
+                        f"Your answer could not be used: {exc}. Reply again with only the "
+                        "corrected JSON object.",
+                    ),
+                )
+                continue
+            self.stats.usage = self.stats.usage + usage
+            return Asked(verdict=verdict, response=response, usage=usage, reasks=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _with_messages(request: ChatRequest, messages: tuple[Message, ...]) -> ChatRequest:
