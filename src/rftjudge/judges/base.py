@@ -56,6 +56,7 @@ class JudgeStats:
     judgments: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     reasks: int = 0
+    expected_fallbacks: int = 0
     usage: Usage = field(default_factory=Usage)
 
     @property

@@ -10,21 +10,27 @@ The reward is the weighted mean of per-criterion scores normalised to [0, 1]:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from .._errors import ConfigurationError
-from .._types import Usage
+from .._types import ChatRequest, Usage
 from ..clients.base import Client
 from ..rewards import reference_text
 from ..templates import PromptTemplate
+from ._scoring import expected_scores
 from .base import BaseJudge, OnError
+
+logger = logging.getLogger("rftjudge")
 
 __all__ = ["Criterion", "Judgment", "RubricJudge", "Scale", "ScaleSpec"]
 
@@ -119,6 +125,23 @@ class Judgment(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     raw: str = ""
     reasks: int = 0
+    expected: dict[str, float] | None = None
+    scoring: Literal["expected", "sampled"] = "sampled"
+    samples: int = 1
+
+
+Scoring = Literal["auto", "expected", "sampled"]
+
+
+@dataclass(frozen=True)
+class _Read:
+    raw: dict[str, float]
+    expected: dict[str, float] | None
+    normalized: dict[str, float]
+    rationale: str
+    text: str
+    usage: Usage
+    reasks: int
 
 
 class RubricJudge(BaseJudge[Judgment]):
@@ -128,6 +151,13 @@ class RubricJudge(BaseJudge[Judgment]):
     name); it receives ``prompt``, ``response``, ``reference``, ``criteria``, ``scale`` and
     ``output_schema``. ``on_error`` decides what a failed judgment becomes at the reward boundary:
     ``"abstain"`` (``None``), ``"raise"``, or a number in [0, 1].
+
+    ``scoring="expected"`` scores each criterion by the expected value over the score tokens'
+    probabilities (needs a client with logprobs; ``"auto"``, the default, uses it when the client's
+    capabilities say logprobs are available), falling back — counted in
+    ``stats.expected_fallbacks`` — to the sampled value where a distribution cannot be read.
+    ``samples=k`` averages k sampled verdicts (for providers without logprobs; needs
+    ``temperature > 0``). ``ignore_length=True`` tells the judge explicitly that length is no merit.
     """
 
     def __init__(
@@ -143,9 +173,31 @@ class RubricJudge(BaseJudge[Judgment]):
         max_tokens: int | None = 1024,
         seed: int | None = None,
         name: str | None = None,
+        scoring: Scoring = "auto",
+        samples: int = 1,
+        top_logprobs: int = 20,
+        ignore_length: bool = False,
     ) -> None:
         self.criteria = check_criteria(criteria)
         self.scale = Scale.parse(scale)
+        if scoring not in ("auto", "expected", "sampled"):
+            raise ConfigurationError(
+                f'scoring must be "auto", "expected" or "sampled"; got {scoring!r}'
+            )
+        if not isinstance(samples, int) or samples < 1:
+            raise ConfigurationError(f"samples must be an int >= 1; got {samples!r}")
+        if samples > 1 and not temperature:
+            raise ConfigurationError(
+                "samples > 1 averages several sampled verdicts, which needs temperature > 0 "
+                f"(got temperature={temperature!r})"
+            )
+        if scoring == "auto":
+            capabilities = getattr(client, "capabilities", None)
+            scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
+        self.scoring: Literal["expected", "sampled"] = scoring
+        self.samples = samples
+        self.top_logprobs = max(1, min(int(top_logprobs), 20))
+        self.ignore_length = ignore_length
         super().__init__(
             client,
             on_error=on_error,
@@ -174,6 +226,7 @@ class RubricJudge(BaseJudge[Judgment]):
             criteria=self._criteria_vars,
             scale=self.scale,
             output_schema=self._schema_text,
+            ignore_length=self.ignore_length,
         )
 
     async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Judgment:
@@ -181,21 +234,73 @@ class RubricJudge(BaseJudge[Judgment]):
         messages = self.render(
             _text(prompt, "prompt"), _text(response, "response"), reference_text(reference)
         )
-        asked = await self._ask(self.make_request(messages, self.output_schema), self.verdict_model)
-        verdict: Any = asked.verdict  # a model built from the criteria at run time
-        raw_scores: dict[str, float] = {}
-        for criterion in self.criteria:
-            value = getattr(verdict.scores, _field(criterion))
-            raw_scores[criterion.name] = float(int(value)) if self.scale.binary else float(value)
-        normalized = {k: self.scale.normalise(v) for k, v in raw_scores.items()}
+        expected_mode = self.scoring == "expected"
+        request = self.make_request(
+            messages,
+            self.output_schema,
+            logprobs=expected_mode,
+            top_logprobs=self.top_logprobs if expected_mode else 0,
+        )
+        if self.samples == 1:
+            reads = [await self._read(request)]
+        else:
+            # Distinct seeds keep the samples distinct through caches and request coalescing.
+            base = self.seed or 0
+            outcomes = await asyncio.gather(
+                *(self._read(replace(request, seed=base + i)) for i in range(self.samples)),
+                return_exceptions=True,
+            )
+            reads = [o for o in outcomes if not isinstance(o, BaseException)]
+            if not reads:
+                error = outcomes[0]
+                assert isinstance(error, BaseException)
+                raise error
+        normalized = {
+            c.name: sum(r.normalized[c.name] for r in reads) / len(reads) for c in self.criteria
+        }
         score = sum(self._weights[k] * v for k, v in normalized.items()) / self._total_weight
+        usage = Usage()
+        for r in reads:
+            usage = usage + r.usage
+        first = reads[0]
         return Judgment(
             score=min(1.0, max(0.0, score)),
-            criteria=raw_scores,
+            criteria=first.raw,
             normalized=normalized,
+            rationale=first.rationale,
+            usage=usage,
+            raw=first.text,
+            reasks=sum(r.reasks for r in reads),
+            expected=first.expected if len(reads) == 1 else None,
+            scoring="expected" if any(r.expected for r in reads) else "sampled",
+            samples=len(reads),
+        )
+
+    async def _read(self, request: ChatRequest) -> _Read:
+        """One verdict: raw scores, and expected scores where the logprobs allow."""
+        asked = await self._ask(request, self.verdict_model)
+        verdict: Any = asked.verdict  # a model built from the criteria at run time
+        raw: dict[str, float] = {}
+        for criterion in self.criteria:
+            value = getattr(verdict.scores, _field(criterion))
+            raw[criterion.name] = float(int(value)) if self.scale.binary else float(value)
+        expected: dict[str, float] | None = None
+        if self.scoring == "expected":
+            found = expected_scores(asked.response, self.criteria, self.scale)
+            misses = [k for k, v in found.items() if v is None]
+            self.stats.expected_fallbacks += len(misses)
+            if misses:
+                logger.debug("rftjudge: expected score unavailable for %s; sampled used", misses)
+            if len(misses) < len(found):
+                expected = {k: (raw[k] if v is None else v) for k, v in found.items()}
+        values = expected if expected is not None else raw
+        return _Read(
+            raw=raw,
+            expected=expected,
+            normalized={k: self.scale.normalise(v) for k, v in values.items()},
             rationale=verdict.rationale,
+            text=asked.response.text,
             usage=asked.usage,
-            raw=asked.response.text,
             reasks=asked.reasks,
         )
 
@@ -209,6 +314,9 @@ class RubricJudge(BaseJudge[Judgment]):
             for criterion in self.criteria:
                 values = [j.normalized[criterion.name] for j in judged]
                 metrics[criterion.name] = sum(values) / len(values)
+            if self.scoring == "expected":
+                sampled = sum(j.scoring == "sampled" for j in judged)
+                metrics["sampled_fallback_rate"] = sampled / len(judged)
         return metrics
 
     def __repr__(self) -> str:

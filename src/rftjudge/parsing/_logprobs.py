@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from .._types import TokenLogprob
 
-__all__ = ["distribution_at", "json_value_offset", "token_index_at"]
+__all__ = ["distribution_at", "json_value_offset", "score_distribution", "token_index_at"]
 
 V = TypeVar("V")
 
@@ -80,3 +80,58 @@ def distribution_at(
     if total <= 0:
         return None
     return {value: p / total for value, p in mass.items()}
+
+
+def score_distribution(
+    logprobs: Sequence[TokenLogprob], index: int, valid: Mapping[str, float]
+) -> dict[float, float] | None:
+    """Distribution over valid score values emitted starting at token ``index``.
+
+    Handles numbers split over tokens ("1" then "0" for 10): an alternative that is a strict prefix
+    of a longer valid value is resolved with the next position's alternatives when the sampled token
+    is that prefix (so the next position continues it); otherwise it counts as the value it spells.
+    """
+    token = logprobs[index]
+    candidates = dict(token.top)
+    candidates.setdefault(token.token, token.logprob)
+    mass: dict[float, float] = {}
+    for text, logprob in candidates.items():
+        if not math.isfinite(logprob):
+            continue
+        key = text.strip(_STRIP)
+        if not key:
+            continue
+        p = math.exp(logprob)
+        longer = [v for v in valid if v != key and v.startswith(key)]
+        if longer and text == token.token and index + 1 < len(logprobs):
+            _continue(mass, key, p, logprobs[index + 1], valid)
+        elif key in valid:
+            mass[valid[key]] = mass.get(valid[key], 0.0) + p
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {value: p / total for value, p in mass.items()}
+
+
+def _continue(
+    mass: dict[float, float], prefix: str, p: float, nxt: TokenLogprob, valid: Mapping[str, float]
+) -> None:
+    """Split the probability ``p`` of ``prefix`` over the values the next token can complete."""
+    options = dict(nxt.top)
+    options.setdefault(nxt.token, nxt.logprob)
+    ends = 0.0
+    parts: dict[float, float] = {}
+    for text, logprob in options.items():
+        if not math.isfinite(logprob):
+            continue
+        q = math.exp(logprob)
+        joined = prefix + text.strip(_STRIP)
+        if text[:1].isdigit() and joined in valid:
+            parts[valid[joined]] = parts.get(valid[joined], 0.0) + q
+        elif not text[:1].isdigit():
+            ends += q  # the number ends here: the prefix is the value
+    if prefix in valid and ends > 0:
+        parts[valid[prefix]] = parts.get(valid[prefix], 0.0) + ends
+    total = sum(parts.values())
+    for value, q in parts.items():
+        mass[value] = mass.get(value, 0.0) + p * q / total
