@@ -1,6 +1,6 @@
 """Judges: rubric (score one response) and, built on the same base, the other architectures."""
 
-from .base import BaseJudge, JudgeStats, OnError
+from .base import BaseJudge, JudgeStats, OnError, RewardBase
 from .preference import Preference, PreferenceJudge
 from .rubric import Criterion, Judgment, RubricJudge, Scale
 
@@ -12,6 +12,7 @@ __all__ = [
     "OnError",
     "Preference",
     "PreferenceJudge",
+    "RewardBase",
     "RubricJudge",
     "Scale",
 ]

@@ -57,6 +57,7 @@ class JudgeStats:
     failures: Counter[str] = field(default_factory=Counter)
     reasks: int = 0
     expected_fallbacks: int = 0
+    skipped_judge_calls: int = 0
     usage: Usage = field(default_factory=Usage)
 
     @property
