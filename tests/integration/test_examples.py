@@ -39,3 +39,30 @@ def test_trl_grpo_example_offline(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "steps: 2" in out.stdout
     assert "failures={}" in out.stdout
+
+
+def test_grpo_preference_example_offline(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "grpo_preference.py"),
+            "--offline",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=500,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "steps: 2" in out.stdout
+    assert "failures={}" in out.stdout
