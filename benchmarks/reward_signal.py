@@ -72,6 +72,7 @@ def run(base_url: str, scoring: str, groups: list[dict]) -> dict[str, float]:
             (r, -q) for r, q in zip(rewards, group["quality_rank"], strict=True) if r is not None
         ]
         rhos.append(spearman([p[0] for p in pairs], [p[1] for p in pairs]))
+    judge.client.close()  # type: ignore[attr-defined]
     judged = len(stds)
     return {
         "groups": judged,
