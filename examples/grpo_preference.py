@@ -23,7 +23,7 @@ def offline_judge(request: ChatRequest) -> str:
     """Rule-based stand-in: prefers the response mentioning 'four'/'4', then the shorter one."""
     user = request.messages[-1].content
     shown = re.findall(r"<<<RESPONSE_[AB] \w+>>>\n(.*?)\n<<<END RESPONSE_[AB]", user, re.DOTALL)
-    a, b = (shown + ["", ""])[:2]
+    a, b = ([*shown, "", ""])[:2]
 
     def merit(text: str) -> tuple[bool, int]:
         return ("four" in text.lower() or "4" in text, -len(text))

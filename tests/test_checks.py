@@ -11,7 +11,7 @@ from rftjudge import (
     RegexCheck,
     RepetitionPenalty,
 )
-from rftjudge._jsonschema import schema_errors
+from rftjudge._jsonschema import validation_errors
 
 SCHEMA = {
     "type": "object",
@@ -44,10 +44,10 @@ def test_json_schema_check(response: str, ok: bool) -> None:
 
 
 def test_schema_errors_explain() -> None:
-    errors = schema_errors({"verdict": "x", "risk": 0}, SCHEMA)
-    assert any("not in" in e for e in errors) and any("minimum" in e for e in errors)
-    assert schema_errors(3, {"anyOf": [{"type": "string"}, {"type": "integer"}]}) == []
-    assert schema_errors(3.0, {"type": "integer"}) == []
+    errors = validation_errors({"verdict": "x", "risk": 0}, SCHEMA)
+    assert any("not one of" in e for e in errors) and any("minimum" in e for e in errors)
+    assert validation_errors(3, {"anyOf": [{"type": "string"}, {"type": "integer"}]}) == []
+    assert validation_errors(3.0, {"type": "integer"}) == []
 
 
 def test_regex_and_non_empty() -> None:

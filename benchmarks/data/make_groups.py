@@ -9,22 +9,57 @@ import json
 from pathlib import Path
 
 QUESTIONS = [
-    ("What is the capital of Australia?", "Canberra", "Sydney",
-     "It was purpose-built as a compromise between Sydney and Melbourne."),
+    (
+        "What is the capital of Australia?",
+        "Canberra",
+        "Sydney",
+        "It was purpose-built as a compromise between Sydney and Melbourne.",
+    ),
     ("How many legs does a spider have?", "eight", "six", "All arachnids have four pairs of legs."),
     ("What is 12 multiplied by 12?", "144", "124", "12 × 12 = 10 × 12 + 2 × 12 = 120 + 24."),
-    ("Which planet is closest to the Sun?", "Mercury", "Venus", "Its average orbit is about 58 million km."),
-    ("What gas do plants absorb for photosynthesis?", "carbon dioxide", "oxygen",
-     "They combine it with water, using light energy, to make glucose."),
-    ("Who wrote 'Pride and Prejudice'?", "Jane Austen", "Charlotte Brontë", "It was published in 1813."),
-    ("What is the boiling point of water at sea level in Celsius?", "100 degrees", "90 degrees",
-     "At standard pressure (1 atm) water boils at 100 °C."),
-    ("How many continents are there?", "seven", "five",
-     "Africa, Antarctica, Asia, Australia, Europe, North and South America."),
+    (
+        "Which planet is closest to the Sun?",
+        "Mercury",
+        "Venus",
+        "Its average orbit is about 58 million km.",
+    ),
+    (
+        "What gas do plants absorb for photosynthesis?",
+        "carbon dioxide",
+        "oxygen",
+        "They combine it with water, using light energy, to make glucose.",
+    ),
+    (
+        "Who wrote 'Pride and Prejudice'?",
+        "Jane Austen",
+        "Charlotte Brontë",
+        "It was published in 1813.",
+    ),
+    (
+        "What is the boiling point of water at sea level in Celsius?",
+        "100 degrees",
+        "90 degrees",
+        "At standard pressure (1 atm) water boils at 100 °C.",
+    ),
+    (
+        "How many continents are there?",
+        "seven",
+        "five",
+        "Africa, Antarctica, Asia, Australia, Europe, North and South America.",
+    ),
     ("What is the chemical symbol for gold?", "Au", "Ag", "It comes from the Latin word aurum."),
-    ("What is the largest ocean on Earth?", "the Pacific Ocean", "the Atlantic Ocean",
-     "It covers about a third of the Earth's surface."),
-    ("How many sides does a hexagon have?", "six", "eight", "'Hex' comes from the Greek word for six."),
+    (
+        "What is the largest ocean on Earth?",
+        "the Pacific Ocean",
+        "the Atlantic Ocean",
+        "It covers about a third of the Earth's surface.",
+    ),
+    (
+        "How many sides does a hexagon have?",
+        "six",
+        "eight",
+        "'Hex' comes from the Greek word for six.",
+    ),
     ("What is the square root of 81?", "9", "8", "Because 9 × 9 = 81."),
 ]
 

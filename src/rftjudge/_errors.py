@@ -7,7 +7,8 @@ about them::
     ├── ConfigurationError        bad arguments, criteria, templates, missing API key (fix the code)
     ├── ProviderError             the judge provider could not give an answer
     │   ├── TransportError        connection refused / reset, DNS, TLS (retried)
-    │   │   └── JudgeTimeoutError the request or a whole-batch deadline ran out (retried per request)
+    │   │   └── JudgeTimeoutError the request timed out (retried per request)
+    │   │       └── DeadlineExceededError  a whole-batch deadline ran out first (never retried)
     │   └── HTTPStatusError       the provider answered with a non-2xx status
     │       ├── BadRequestError        400/404/413/422: the request is wrong (never retried)
     │       ├── AuthenticationError    401/403: key missing, wrong or without access (never retried)
@@ -31,6 +32,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "HTTPStatusError",
     "JudgeError",
     "JudgeTimeoutError",
@@ -77,6 +79,14 @@ class TransportError(ProviderError):
 
 class JudgeTimeoutError(TransportError):
     """A request timed out, or a whole-batch deadline ran out."""
+
+
+class DeadlineExceededError(JudgeTimeoutError):
+    """The batch's deadline passed before this item was judged; its work was cancelled.
+
+    Raised (or turned into the ``on_error`` outcome) per unfinished item, so that one slow item
+    cannot stall a training step.
+    """
 
 
 class HTTPStatusError(ProviderError):
@@ -161,6 +171,7 @@ _KINDS: dict[type[JudgeError], str] = {
     ProviderError: "provider",
     TransportError: "transport",
     JudgeTimeoutError: "timeout",
+    DeadlineExceededError: "deadline",
     HTTPStatusError: "http_status",
     BadRequestError: "bad_request",
     AuthenticationError: "authentication",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -52,13 +53,37 @@ class _Portal:
                 "a synchronous rftjudge method was called from inside rftjudge's own event loop; "
                 "use the async method (await judge.areward(...)) instead"
             )
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+        unwound = threading.Event()
+        tasks: list[asyncio.Task[T]] = []
+
+        def finish(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                outcome.set_exception(concurrent.futures.CancelledError())
+            elif (error := task.exception()) is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result(task.result())
+            unwound.set()
+
+        def start() -> None:
+            task = loop.create_task(coro)
+            tasks.append(task)
+            task.add_done_callback(finish)
+
+        def stop() -> None:  # queued after start(), so the task exists
+            tasks[0].cancel()
+
+        loop.call_soon_threadsafe(start)
         try:
-            return future.result()
+            return outcome.result()
         except BaseException:
             # KeyboardInterrupt in the caller: cancel the work on the portal so that no request
-            # keeps running (and billing) in the background.
-            future.cancel()
+            # keeps running (and billing) in the background, and wait (briefly) until it has
+            # unwound, so that its connections are closed by the time the caller sees the interrupt.
+            if not unwound.is_set():
+                loop.call_soon_threadsafe(stop)
+                unwound.wait(_UNWIND_S)
             raise
 
     def close(self) -> None:
@@ -72,6 +97,9 @@ class _Portal:
         if not loop.is_running():
             loop.close()
 
+
+_UNWIND_S = 5.0
+"""How long an interrupted synchronous call waits for its cancelled work to unwind."""
 
 _PORTAL = _Portal()
 atexit.register(_PORTAL.close)

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
-from ._jsonschema import schema_errors
+from ._jsonschema import unsupported_keywords, validation_errors
+from .parsing import find_json_objects
 
 __all__ = [
     "Check",
@@ -41,59 +42,79 @@ class Check(Protocol):
     def __call__(self, prompt: str, response: str, reference: str | None) -> float: ...
 
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+_FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n?```$", re.DOTALL)
+_INVALID = object()
 
 
 class JSONSchemaCheck:
-    """1.0 when the response is JSON valid against ``schema``, else 0.0.
+    """1.0 when the response is JSON (valid against ``schema`` when one is given), else 0.0.
 
-    ``allow_fences=True`` accepts a single fenced ```json block around the JSON. Validation covers
-    the common JSON Schema subset (type, properties, required, additionalProperties, items, enum,
-    const, minimum/maximum, minLength/maxLength, minItems/maxItems, anyOf/oneOf/allOf); the
-    ``jsonschema`` package is used instead when installed and ``use_jsonschema=True``.
+    The response must be one JSON value, optionally inside a single Markdown code fence;
+    ``lenient=True`` accepts the last JSON object found anywhere in the text instead. Schemas in the
+    common subset (see :mod:`rftjudge._jsonschema`) are checked without dependencies; a schema using
+    other keywords is handed to the ``jsonschema`` package, or refused at construction when it is
+    not installed — a constraint is never silently ignored.
     """
 
     def __init__(
         self,
-        schema: Mapping[str, Any],
+        schema: Mapping[str, Any] | None = None,
         *,
-        allow_fences: bool = True,
-        use_jsonschema: bool = False,
+        lenient: bool = False,
         name: str = "json_schema",
     ) -> None:
-        if not isinstance(schema, Mapping):
-            raise ConfigurationError("JSONSchemaCheck needs a JSON schema (a dict)")
-        self.schema = dict(schema)
-        self.allow_fences = allow_fences
+        self.schema = schema
+        self.lenient = lenient
         self.name = name
-        self._validator: Callable[[Any], bool] | None = None
-        if use_jsonschema:
-            try:
-                import jsonschema
-            except ImportError as exc:
-                raise ConfigurationError(
-                    "use_jsonschema=True needs the jsonschema package: pip install jsonschema"
-                ) from exc
-            validator = jsonschema.Draft202012Validator(self.schema)
-            self._validator = validator.is_valid
+        self._validate = _validator(schema) if schema is not None else None
 
     def errors(self, response: str) -> list[str]:
         """Why ``response`` fails (empty when it passes)."""
-        text = response.strip()
-        if self.allow_fences:
-            match = _FENCE.match(text)
-            if match:
-                text = match.group(1)
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            return [f"not JSON: {exc}"]
-        if self._validator is not None:
-            return [] if self._validator(value) else ["does not match the schema"]
-        return schema_errors(value, self.schema)
+        value = _parse(response, self.lenient)
+        if value is _INVALID:
+            return ["not a JSON value"]
+        if self._validate is None:
+            return []
+        return self._validate(value)
 
     def __call__(self, prompt: str, response: str, reference: str | None) -> float:
         return 0.0 if self.errors(response) else 1.0
+
+
+def _parse(answer: str, lenient: bool) -> Any:
+    text = answer.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group("body").strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        if lenient:
+            found = find_json_objects(answer)
+            if found:
+                return found[-1]
+        return _INVALID
+
+
+def _validator(schema: Mapping[str, Any]) -> Callable[[Any], list[str]]:
+    if not isinstance(schema, Mapping):
+        raise ConfigurationError(
+            f"schema must be a JSON Schema object; got {type(schema).__name__}"
+        )
+    unknown = unsupported_keywords(schema)
+    if not unknown:
+        return lambda value: validation_errors(value, schema)
+    try:
+        import jsonschema
+    except ImportError:
+        raise ConfigurationError(
+            "the schema uses keywords rftjudge's built-in validator does not implement "
+            f"({', '.join(sorted(unknown))}); pip install jsonschema to check it in full"
+        ) from None
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)
+    full = validator_cls(schema)
+    return lambda value: [] if full.is_valid(value) else ["does not match the schema (jsonschema)"]
 
 
 class RegexCheck:

@@ -65,6 +65,12 @@ def as_text(value: Any, *, what: str = "value") -> str:
         return value
     if value is None:
         return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        # bytes are a Sequence of ints: without this they would fail as "an item of type int"
+        raise ConfigurationError(
+            f"{what}: got {type(value).__name__}; decode it to str first "
+            "(e.g. value.decode('utf-8', errors='replace'))"
+        )
     if isinstance(value, Mapping):
         return _content_text(value.get("content"))
     if isinstance(value, Sequence):
@@ -230,5 +236,29 @@ def _log(
     if callable(log_metric):
         for key, value in judge.metrics_of(outcomes).items():
             log_metric(f"{name}/{key}", value)
+        # The judge client's totals since this reward function's last call (requests, cache hits,
+        # tokens, cost, p95 latency of those attempts), when the client keeps them.
+        from .clients._stats import ClientStats
+
+        stats = getattr(getattr(judge, "client", None), "stats", None)
+        if isinstance(stats, ClientStats):
+            for key, value in stats.delta(mark=f"reward_func:{name}").items():
+                if key in _CLIENT_METRICS:
+                    log_metric(f"{name}/{key}", value)
     if callable(log_extra):
         log_extra(f"{name}_rationale", [judge.rationale_of(o) for o in outcomes])
+
+
+_CLIENT_METRICS = frozenset(
+    {
+        "requests",
+        "retries",
+        "rate_limited",
+        "cache_hits",
+        "coalesced",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "latency_p95_s",
+    }
+)

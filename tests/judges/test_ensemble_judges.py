@@ -65,7 +65,7 @@ def test_duplicate_names_and_validation() -> None:
 
 
 def test_cascade_escalates_only_when_uncertain() -> None:
-    cheap_sure, cheap_calls = rubric(5, "cheap")
+    cheap_sure, _cheap_calls = rubric(5, "cheap")
     strong, strong_calls = rubric(1, "strong")
     cascade = CascadeJudge(cheap_sure, strong)
     assert cascade.reward("p", "r") == 1.0 and strong_calls.calls == []

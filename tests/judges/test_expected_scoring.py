@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import respx
-from support.payloads import BASE, CHAT, completion
 
 from rftjudge import (
     ChatResponse,
@@ -21,6 +20,8 @@ from rftjudge import (
 )
 from rftjudge.clients import Capabilities
 from rftjudge.parsing import score_distribution
+
+from support.payloads import BASE, CHAT, completion
 
 CRITERIA = [
     Criterion(name="quality", description="good?"),

@@ -44,3 +44,10 @@ def test_error_names_the_field() -> None:
 
 def test_find_json_objects_order() -> None:
     assert find_json_objects('a {"x": 1} b {"y": {"z": 2}} c') == [{"x": 1}, {"y": {"z": 2}}]
+
+
+def test_raw_newlines_inside_strings_are_accepted() -> None:
+    """llama.cpp's grammar lets small models put a literal newline inside a JSON string."""
+    text = '{"score": 4, "note": "The answer is:\nKyoto"}'
+    assert parse_verdict(text, V).score == 4
+    assert parse_verdict("prose " + text, V).score == 4

@@ -1,13 +1,18 @@
 """A loopback OpenAI-compatible HTTP server for tests and benchmarks (aiohttp, in its own thread).
 
 The handler decides every answer, so tests can script verdicts and inject faults: any status,
-headers, a non-JSON body, a delay, or a dropped connection.
+headers, a non-JSON body, a delay, a dropped or reset connection, a body cut short after its headers
+promised more, or a body trickled out slowly. ``disconnects`` counts requests whose client went away
+while the server was still delaying its answer (how tests see that cancelled work closed its
+connection).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +28,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
+    reset: bool = False  # abort the connection with a TCP RST (connection reset by peer)
+    truncate: int | None = None  # send headers for the whole body, then only this many bytes
+    trickle: float = 0.0  # seconds between body chunks of ``chunk`` bytes (a slow response)
+    chunk: int = 16
 
 
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
@@ -53,8 +62,10 @@ class LoopbackServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.disconnects = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -70,28 +81,73 @@ class LoopbackServer:
         try:
             payload = await request.json()
             self.requests.append(payload)
+            self.request_headers.append(dict(request.headers))
             reply = self.handler(payload)
             if asyncio.iscoroutine(reply):
                 reply = await reply
             assert isinstance(reply, Reply)
-            if reply.delay:
-                await asyncio.sleep(reply.delay)
-            if reply.drop:
-                assert request.transport is not None
-                request.transport.close()
+            if reply.delay and not await self._wait_connected(request, reply.delay):
+                self.disconnects += 1
+                return web.Response()
+            if reply.drop or reply.reset:
+                transport = request.transport
+                assert transport is not None
+                if reply.reset:
+                    sock = transport.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    transport.abort()
+                else:
+                    transport.close()
                 return web.Response()
             body = reply.body
             if isinstance(body, dict | list):
-                text = json.dumps(body)
+                data = json.dumps(body).encode()
                 ctype = "application/json"
             else:
-                text = body if isinstance(body, str) else (body or b"").decode()
+                data = body.encode() if isinstance(body, str) else (body or b"")
                 ctype = "text/plain"
-            return web.Response(
-                status=reply.status, text=text, content_type=ctype, headers=reply.headers
-            )
+            if reply.truncate is None and not reply.trickle:
+                return web.Response(
+                    status=reply.status, body=data, content_type=ctype, headers=reply.headers
+                )
+            return await self._stream(request, reply, data, ctype)
         finally:
             self.in_flight -= 1
+
+    async def _wait_connected(self, request: web.Request, seconds: float) -> bool:
+        """Sleep ``seconds``; False as soon as the client closes the connection."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def _stream(
+        self, request: web.Request, reply: Reply, data: bytes, ctype: str
+    ) -> web.StreamResponse:
+        """Answer with Content-Length of the whole body, then cut it short or trickle it."""
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_type = ctype
+        response.content_length = len(data)
+        await response.prepare(request)
+        sent = data if reply.truncate is None else data[: reply.truncate]
+        step = max(1, reply.chunk)
+        for start in range(0, len(sent), step):
+            try:
+                await response.write(sent[start : start + step])
+            except ConnectionResetError:  # the client gave up on the slow body
+                self.disconnects += 1
+                return response
+            if reply.trickle:
+                await asyncio.sleep(reply.trickle)
+        if reply.truncate is not None:
+            assert request.transport is not None
+            request.transport.close()  # the promised rest of the body never comes
+            return response
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [{"id": "test-judge"}]})

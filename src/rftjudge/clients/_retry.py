@@ -60,14 +60,23 @@ class RetryPolicy:
         """Run ``fn`` with retries; re-raise the last error when the budget is spent."""
         if self.max_retries == 0:
             return await fn()
+        # The first try runs bare: setting up tenacity costs more CPU than a loopback request
+        # (see benchmarks/), and most requests succeed at once. Only a retryable failure pays.
+        try:
+            return await fn()
+        except Exception as exc:
+            if not is_retryable(exc, self):
+                raise
+            first = exc
         rand = rng or random.Random()
+        await self.sleep(retry_delay(self, 1, first, rand))
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return retry_delay(self, state.attempt_number, exc, rand)
+            return retry_delay(self, state.attempt_number + 1, exc, rand)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
+            stop=stop_after_attempt(self.max_retries),
             wait=wait,
             retry=retry_if_exception(lambda e: is_retryable(e, self)),
             sleep=self.sleep,

@@ -8,7 +8,17 @@ including user-written ones.
 functions — :meth:`HTTPClient.build_request` (ChatRequest → URL, headers, JSON body),
 :meth:`HTTPClient.parse_response` (JSON → ChatResponse) and, when its error bodies differ,
 :meth:`HTTPClient.error_from_response` — and this shell does the rest once: concurrency limit,
-retries, timeouts, translation of transport errors, usage counters, connection pools per event loop.
+retries, timeouts, translation of transport errors, usage counters, connection pools per event loop,
+and the throughput machinery of ``complete``:
+
+1. the response cache (``cache=``), keyed by a hash of the final URL and body bytes;
+2. single-flight: an identical request already in flight on the same event loop is awaited, not sent
+   again (pairwise swaps, ensembles and re-judged items collapse);
+3. per attempt, the rate limiter (``limits=``: budgets, the server's rate-limit headers read through
+   :meth:`HTTPClient.rate_limit_state`, AIMD on 429s) around the concurrency slot.
+
+Cache and single-flight apply to deterministic requests (temperature 0) unless ``cache_sampled=True``.
+Answers served by either carry zero usage, so summed judgment usage equals what was really spent.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -38,8 +50,17 @@ from .._errors import (
     TransportError,
 )
 from .._limits import ConcurrencyLimiter
-from .._types import ChatRequest, ChatResponse
+from .._types import ChatRequest, ChatResponse, Usage
+from ..cache import Cache, cache_key
+from ..pricing import Price
 from ._headers import parse_retry_after
+from ._ratelimit import (
+    RateLimiter,
+    RateLimits,
+    RateLimitSnapshot,
+    estimate_tokens,
+    parse_openai_rate_limit_headers,
+)
 from ._retry import RetryPolicy
 from ._stats import ClientStats
 from ._transport import make_http_client
@@ -48,14 +69,22 @@ __all__ = ["Capabilities", "Client", "HTTPClient"]
 
 logger = logging.getLogger("rftjudge")
 
+_CACHEABLE_FINISH = frozenset({"stop", "tool_use", None})
+
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a client's provider can do; judges pick their strategy from it."""
+    """What a client's provider can do; judges pick their strategy from it.
+
+    ``prefill_choice``: the server continues a prefilled assistant turn and can constrain the next
+    tokens to a list of choices (vLLM, SGLang, llama.cpp's server) — judges then read exact score
+    and label distributions (see :mod:`rftjudge.clients._prefill`).
+    """
 
     structured_output: bool = True
     logprobs: bool = False
     max_top_logprobs: int = 0
+    prefill_choice: bool = False
 
 
 @runtime_checkable
@@ -93,6 +122,12 @@ class HTTPClient(ABC):
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         capabilities: Capabilities | None = None,
+        limits: RateLimits | None = None,
+        cache: Cache | None = None,
+        cache_sampled: bool = False,
+        coalesce: bool = True,
+        prices: Price | Mapping[str, float] | None = None,
+        http2: bool = False,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError(f"{type(self).__name__}: model must be a non-empty string")
@@ -105,6 +140,15 @@ class HTTPClient(ABC):
             raise ConfigurationError(f"{type(self).__name__}: timeout must be > 0 seconds")
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass either http_client or transport, not both")
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise ConfigurationError(
+                f"{type(self).__name__}: limits must be a RateLimits, got {type(limits).__name__}"
+            )
+        if cache is not None and not isinstance(cache, Cache):
+            raise ConfigurationError(
+                f"{type(self).__name__}: cache must have get(key) and set(key, value) "
+                "(MemoryCache, SQLiteCache)"
+            )
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.max_concurrency = max_concurrency
@@ -114,8 +158,19 @@ class HTTPClient(ABC):
         except ValueError as exc:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
         self.capabilities = capabilities or self.default_capabilities()
-        self.stats = ClientStats()
+        self.stats = ClientStats(price=Price.parse(prices))
         self._limiter = ConcurrencyLimiter(max_concurrency)
+        self.limits = limits or RateLimits()
+        self._rate: RateLimiter = self.limits.make_limiter(self._limiter)
+        self.last_rate_limits: RateLimitSnapshot | None = None
+        """The server's rate-limit headers as of the latest response that had them."""
+        self.cache = cache
+        self.cache_sampled = bool(cache_sampled)
+        self.coalesce = bool(coalesce)
+        self.http2 = bool(http2)
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._parsed_urls: dict[str, httpx.URL] = {}  # parsing a URL string costs ~20 µs a request
         self._extra_headers = dict(headers or {})
         self._user_http = http_client
         self._transport = transport
@@ -156,17 +211,27 @@ class HTTPClient(ABC):
     ) -> HTTPStatusError:
         if cls is None:
             cls = status_error_class(status, code)
+        # A gateway may echo the request's headers back (in the body, or in its own headers):
+        # everything from the response is scrubbed before it becomes part of an exception.
+        scrubbed = {k: self.scrub(v) for k, v in headers.items()}
+        request_id = scrubbed.get(self.request_id_header)
         return cls(
             self.scrub(message),
             status_code=status,
             provider=self.provider,
             model=self.model,
-            request_id=headers.get(self.request_id_header),
+            request_id=request_id,
             body=self.scrub(text),
-            error_code=code,
+            error_code=self.scrub(code) if code is not None else None,
             retry_after=parse_retry_after(headers),
-            headers=headers,
+            headers=scrubbed,
         )
+
+    def rate_limit_state(self, headers: Mapping[str, str]) -> RateLimitSnapshot | None:
+        """The rate-limit state a response's headers report, or None. Default: OpenAI's
+        ``x-ratelimit-*`` names; Anthropic-style providers return
+        :func:`~rftjudge.clients._ratelimit.parse_anthropic_rate_limit_headers`."""
+        return parse_openai_rate_limit_headers(headers)
 
     def sign(self, url: str, headers: dict[str, str], content: bytes) -> dict[str, str]:
         """Last step before sending: add auth that depends on the exact bytes (AWS SigV4).
@@ -188,25 +253,156 @@ class HTTPClient(ABC):
     # -- the send shell ------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Send one request with concurrency limit and retries; raise a ProviderError on failure."""
+        """Send one request (cache, single-flight, rate limit, retries); raise a ProviderError."""
         url, headers, body = self.build_request(request)
         if request.extra_body:
             body.update(request.extra_body)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        if (self.cache is None and not self.coalesce) or not (
+            self.cache_sampled or request.temperature == 0
+        ):
+            return (await self._fetch(request, url, headers, content))[0]
+        key = cache_key(self.scrub(url), self._scrub_bytes(content))
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.cache is not None:
+                hit = self._cache_get(key)
+                if hit is not None:
+                    self.stats.cache_hits += 1
+                    return hit
+                self.stats.cache_misses += 1
+            if not self.coalesce:
+                return await self._fetch_and_store(request, url, headers, content, key)
+            with self._flights_lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = _Flight(loop)
+                    owner = True
+                else:
+                    owner = False
+            if owner:
+                return await self._lead(flight, key, request, url, headers, content)
+            if flight.loop is not loop:  # a future cannot be awaited from another loop
+                return await self._fetch_and_store(request, url, headers, content, key)
+            try:
+                response = await asyncio.shield(flight.future)
+            except _Abandoned:
+                continue  # the request we waited for was cancelled: try again ourselves
+            self.stats.coalesced += 1
+            return _unbilled(response)
+
+    async def _lead(
+        self,
+        flight: _Flight,
+        key: str,
+        request: ChatRequest,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+    ) -> ChatResponse:
+        """Send the request others wait for, then hand them its outcome."""
+        try:
+            response = await self._fetch_and_store(request, url, headers, content, key)
+        except BaseException as exc:
+            flight.future.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
+            flight.future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            flight.future.set_result(response)
+            return response
+        finally:
+            with self._flights_lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+
+    async def _fetch_and_store(
+        self,
+        request: ChatRequest,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        key: str,
+    ) -> ChatResponse:
+        response, raw = await self._fetch(request, url, headers, content)
+        if (
+            self.cache is not None
+            and response.finish_reason in _CACHEABLE_FINISH
+            and not response.refusal
+        ):
+            try:
+                self.cache.set(key, self.scrub(raw.decode("utf-8", "replace")))
+            except Exception as exc:  # a cache is an optimisation: never fail a judgment for it
+                logger.warning("rftjudge: cache write failed (%s: %s)", type(exc).__name__, exc)
+        return response
+
+    def _cache_get(self, key: str) -> ChatResponse | None:
+        assert self.cache is not None
+        try:
+            text = self.cache.get(key)
+        except Exception as exc:
+            logger.warning("rftjudge: cache read failed (%s: %s)", type(exc).__name__, exc)
+            return None
+        if text is None:
+            return None
+        try:
+            return _unbilled(self.parse_response(json.loads(text), {}))
+        except Exception:  # an entry this version cannot read: treat as a miss
+            return None
+
+    def _scrub_bytes(self, content: bytes) -> bytes:
+        for secret in self.secrets():
+            if secret:
+                content = content.replace(secret.encode(), b"***")
+        return content
+
+    async def _fetch(
+        self, request: ChatRequest, url: str, headers: Mapping[str, str], content: bytes
+    ) -> tuple[ChatResponse, bytes]:
+        """Send with rate limit and retries; the parsed answer and its body bytes."""
         headers = {**headers, **self._extra_headers, "content-type": "application/json"}
+        rate = self._rate
+        estimated = estimate_tokens(request) if rate.estimates_tokens else 0
         attempts = 0
+        raw = b""
 
         async def attempt() -> ChatResponse:
-            nonlocal attempts
+            nonlocal attempts, raw
             attempts += 1
             if attempts > 1:
                 self.stats.retries += 1
-            signed = self.sign(url, headers, content)
-            async with self._limiter.slot():
+            permit = await rate.acquire(estimated)
+            try:
+                # Signed after any wait for budget or a slot: signatures (SigV4) are time-based.
+                signed = self.sign(url, headers, content)
                 started = time.perf_counter()
                 response = await self._send(url, signed, content)
                 self.stats.observe_latency(time.perf_counter() - started)
-            return self._handle(response)
+            except BaseException:
+                rate.correct(permit, 0)  # no answer: assume nothing was spent
+                raise
+            finally:
+                rate.release(permit)  # the slot is per attempt: retry sleeps hold none
+            response_headers = {k.lower(): v for k, v in response.headers.items()}
+            snapshot = self.rate_limit_state(response_headers)
+            if snapshot is not None:
+                self.last_rate_limits = snapshot
+                rate.observe(permit, snapshot)
+            try:
+                result = self._handle(response, response_headers)
+            except RateLimitError as exc:
+                rate.correct(permit, 0)
+                if not isinstance(exc, QuotaExceededError):
+                    self.stats.rate_limited += 1
+                    rate.on_rate_limited(permit, exc.retry_after)
+                raise
+            except ProviderError:
+                rate.correct(permit, 0)
+                raise
+            if result.usage.total_tokens:
+                rate.correct(permit, result.usage.total_tokens)
+            rate.on_success(permit)
+            raw = response.content
+            return result
 
         self.stats.requests += 1
         try:
@@ -215,17 +411,22 @@ class HTTPClient(ABC):
             self.stats.count_failure(exc.kind)
             raise
         self.stats.add_usage(result.usage)
-        return replace(result, retries=attempts - 1) if attempts > 1 else result
+        return (replace(result, retries=attempts - 1) if attempts > 1 else result), raw
 
-    def _handle(self, response: httpx.Response) -> ChatResponse:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        text = response.text
+    def _handle(
+        self, response: httpx.Response, headers: Mapping[str, str] | None = None
+    ) -> ChatResponse:
+        if headers is None:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+        raw = response.content
         try:
-            body = json.loads(text) if text else None
+            # From bytes: JSON is UTF-8 (RFC 8259), and httpx's charset sniffing for .text costs
+            # more than the parse.
+            body = json.loads(raw) if raw else None
         except ValueError:
             body = None
         if response.status_code >= 400:
-            raise self.error_from_response(response.status_code, body, text, headers)
+            raise self.error_from_response(response.status_code, body, response.text, headers)
         if body is None:
             # A 200 whose body is not JSON: a proxy cut it or the server broke. Worth a retry.
             raise ServerError(
@@ -234,7 +435,7 @@ class HTTPClient(ABC):
                 provider=self.provider,
                 model=self.model,
                 request_id=headers.get(self.request_id_header),
-                body=self.scrub(text),
+                body=self.scrub(response.text),
             )
         try:
             return self.parse_response(body, headers)
@@ -245,16 +446,25 @@ class HTTPClient(ABC):
                 provider=self.provider,
                 model=self.model,
                 request_id=headers.get(self.request_id_header),
-                body=self.scrub(text),
+                body=self.scrub(response.text),
             ) from exc
 
     async def _send(self, url: str, headers: dict[str, str], content: bytes) -> httpx.Response:
         http = self._http_client()
+        target = self._parsed_urls.get(url)
+        if target is None:
+            if len(self._parsed_urls) >= 256:  # per-model URLs are few; never grow unbounded
+                self._parsed_urls.clear()
+            target = self._parsed_urls[url] = httpx.URL(url)
         try:
             # httpx's timeouts bound each read, not the whole exchange: a server that trickles
-            # bytes could hold a slot for ever. wait_for bounds the attempt as a whole.
+            # bytes could hold a slot for ever. A deadline bounds the attempt as a whole
+            # (asyncio.timeout where available: wait_for creates a task per request).
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(self.timeout):
+                    return await http.post(target, content=content, headers=headers)
             return await asyncio.wait_for(
-                http.post(url, content=content, headers=headers), self.timeout
+                http.post(target, content=content, headers=headers), self.timeout
             )
         except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
             raise JudgeTimeoutError(
@@ -283,7 +493,7 @@ class HTTPClient(ABC):
         loop = asyncio.get_running_loop()
         http = self._http.get(loop)
         if http is None:
-            http = make_http_client(self.max_concurrency, self.timeout)
+            http = make_http_client(self.max_concurrency, self.timeout, http2=self.http2)
             self._http[loop] = http
         return http
 
@@ -326,6 +536,25 @@ class HTTPClient(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+class _Abandoned(Exception):
+    """The request a caller was waiting for was cancelled; the caller sends its own."""
+
+
+class _Flight:
+    """An identical request in flight on ``loop``; ``future`` resolves to its outcome."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[ChatResponse] = loop.create_future()
+
+
+def _unbilled(response: ChatResponse) -> ChatResponse:
+    """A response served without a request of its own: no usage, no retries, no request id."""
+    return replace(response, usage=Usage(), retries=0, request_id=None)
 
 
 def status_error_class(status: int, code: str | None = None) -> type[HTTPStatusError]:

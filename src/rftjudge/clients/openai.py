@@ -13,6 +13,13 @@ The servers agree on the endpoint but not on structured output, so the mode is s
 The token limit is sent as ``max_completion_tokens`` to OpenAI itself (its reasoning models reject
 ``max_tokens``) and as ``max_tokens`` elsewhere (several servers silently ignore
 ``max_completion_tokens``, leaving generation unbounded).
+
+``server=`` names the server family behind ``base_url`` (``"vllm"``, ``"sglang"``, ``"llamacpp"``
+for llama.cpp's ``llama-server``, ``"llama-cpp-python"``, ``"ollama"``, ``"openai"``). vLLM, SGLang
+and llama-server can continue a prefilled assistant turn with constrained choices, so for them the
+client advertises ``Capabilities.prefill_choice`` (override with ``prefill_choice=``) and judges read
+exact score distributions; choice requests go out in each family's shape (see
+:mod:`rftjudge.clients._prefill`).
 """
 
 from __future__ import annotations
@@ -26,7 +33,12 @@ import httpx
 
 from .._errors import ConfigurationError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from ..cache import Cache
+from ..pricing import Price
+from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
+from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
+from ._secrets import SecretField
 from .base import Capabilities, HTTPClient
 
 __all__ = ["OpenAIClient", "StructuredOutputMode"]
@@ -55,9 +67,13 @@ class OpenAIClient(HTTPClient):
     ``api_key`` falls back to ``OPENAI_API_KEY``; ``base_url`` to ``OPENAI_BASE_URL``, then
     ``https://api.openai.com/v1``. A key is required only for OpenAI's own host, so local servers
     (vLLM, llama.cpp, Ollama) work without one.
+
+    Throughput options (``limits``, ``cache``, ``cache_sampled``, ``coalesce``, ``prices``,
+    ``http2``) are those of :class:`~rftjudge.HTTPClient`; see the README's "Throughput" section.
     """
 
     provider = "openai"
+    _api_key = SecretField()  # stored as a SecretStr; auth headers are built per request
 
     def __init__(
         self,
@@ -77,7 +93,26 @@ class OpenAIClient(HTTPClient):
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry_policy: RetryPolicy | None = None,
+        limits: RateLimits | None = None,
+        cache: Cache | None = None,
+        cache_sampled: bool = False,
+        coalesce: bool = True,
+        prices: Price | Mapping[str, float] | None = None,
+        http2: bool = False,
+        server: ServerFamily | None = None,
+        prefill_choice: bool | None = None,
     ) -> None:
+        if server is not None and server not in SERVERS:
+            raise ConfigurationError(f"server must be one of {', '.join(SERVERS)}; got {server!r}")
+        if prefill_choice and server not in PREFILL_SERVERS:
+            raise ConfigurationError(
+                "prefill_choice=True needs a server that continues a prefilled assistant turn "
+                f"with constrained choices: server= one of {', '.join(sorted(PREFILL_SERVERS))}"
+            )
+        self.server: ServerFamily | None = server
+        self._prefill_choice = (
+            (server in PREFILL_SERVERS) if prefill_choice is None else prefill_choice
+        )
         if structured_output not in _MODES:
             raise ConfigurationError(
                 f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
@@ -110,9 +145,14 @@ class OpenAIClient(HTTPClient):
             http_client=http_client,
             transport=transport,
             headers=headers,
+            limits=limits,
+            cache=cache,
+            cache_sampled=cache_sampled,
+            coalesce=coalesce,
+            prices=prices,
+            http2=http2,
         )
         self._url = f"{self.base_url}/chat/completions"
-        self._auth_headers = self._make_auth_headers()
 
     def default_capabilities(self) -> Capabilities:
         # Most OpenAI-compatible servers return logprobs; OpenAI's reasoning models do not, so
@@ -122,6 +162,7 @@ class OpenAIClient(HTTPClient):
             structured_output=self.structured_output != "none",
             logprobs=enabled,
             max_top_logprobs=20 if enabled else 0,
+            prefill_choice=bool(self._prefill_choice and enabled),
         )
 
     def _make_auth_headers(self) -> dict[str, str]:
@@ -150,10 +191,14 @@ class OpenAIClient(HTTPClient):
             body["logprobs"] = True
             if request.top_logprobs:
                 body["top_logprobs"] = min(request.top_logprobs, 20)
+        choices = choices_of(request)
+        if choices is not None:  # an exact-distribution read: continue the prefix, constrained
+            body.update(choice_fields(self.server, request, choices))
+            return self._url, self._make_auth_headers(), body
         fmt = self._response_format(request)
         if fmt is not None:
             body["response_format"] = fmt
-        return self._url, self._auth_headers, body
+        return self._url, self._make_auth_headers(), body
 
     def _response_format(self, request: ChatRequest) -> dict[str, Any] | None:
         schema = request.output_schema

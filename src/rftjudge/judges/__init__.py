@@ -1,14 +1,20 @@
 """Judges: rubric (score one response) and, built on the same base, the other architectures."""
 
+from ._group import GroupInfo, GroupReward
 from .base import BaseJudge, JudgeStats, OnError, RewardBase
+from .listwise import ListwiseJudge, ListwiseResult
 from .preference import Preference, PreferenceJudge
 from .rubric import Criterion, Judgment, RubricJudge, Scale
 
 __all__ = [
     "BaseJudge",
     "Criterion",
+    "GroupInfo",
+    "GroupReward",
     "JudgeStats",
     "Judgment",
+    "ListwiseJudge",
+    "ListwiseResult",
     "OnError",
     "Preference",
     "PreferenceJudge",

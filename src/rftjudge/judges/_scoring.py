@@ -9,20 +9,26 @@ For each criterion: find where its value was written in the verdict JSON, read t
 that token, keep the valid score tokens (servers report pre-grammar logprobs, so forbidden tokens
 appear too), renormalise, take the expectation. When that is impossible the caller falls back to the
 sampled value and counts it — a fallback is never silent.
+
+Where the client can prefill and constrain (``Capabilities.prefill_choice``), :func:`exact_scores`
+reads each criterion's distribution exactly instead (see :mod:`._exact`); the in-band reading above
+remains the fallback.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .._types import ChatResponse
+from .._types import ChatResponse, Message, Usage
 from ..parsing import json_value_offset, score_distribution, token_index_at
 
 if TYPE_CHECKING:
+    from ._exact import ExactReader
     from .rubric import Criterion, Scale
 
-__all__ = ["expected_scores"]
+__all__ = ["exact_scores", "expected_scores"]
 
 
 def expected_scores(
@@ -47,3 +53,43 @@ def expected_scores(
         if dist:
             result[criterion.name] = sum(value * p for value, p in dist.items())
     return result
+
+
+async def exact_scores(
+    reader: ExactReader,
+    messages: Sequence[Message],
+    text: str,
+    criteria: Sequence[Criterion],
+    scale: Scale,
+) -> tuple[dict[str, float | None], Usage]:
+    """Expected raw score per criterion from exact distributions (see :mod:`._exact`).
+
+    Each criterion's read continues the verdict ``text`` up to where that criterion's value is
+    written; the reads share the prefix and are sent together. None where a read gave nothing
+    (already counted by the reader as a fallback).
+    """
+
+    async def one(criterion: Criterion) -> tuple[float | None, Usage]:
+        offset = json_value_offset(text, criterion.name)
+        if offset is None:
+            reader.skip(f"no value for {criterion.name!r} in the verdict text")
+            return None, Usage()
+        prefix = text[:offset]
+        if scale.binary:
+            labels, usage = await reader.read_labels(
+                messages, prefix, {"true": 1.0, "false": 0.0}, ["true", "false"]
+            )
+            dist = labels
+        else:
+            dist, usage = await reader.read_scores(
+                messages, prefix, {str(v): float(v) for v in scale.values}
+            )
+        if not dist:
+            return None, usage
+        return sum(value * p for value, p in dist.items()), usage
+
+    reads = await asyncio.gather(*(one(c) for c in criteria))
+    total = Usage()
+    for _, usage in reads:
+        total = total + usage
+    return {c.name: value for c, (value, _) in zip(criteria, reads, strict=True)}, total

@@ -8,6 +8,16 @@ One async core per judge (``ajudge``); everything else is derived here once:
   event loop is already running in the calling thread (see :mod:`rftjudge._sync`);
 - ``as_reward_func`` adapts the judge to TRL's reward-function signature.
 
+A batch never outlives its call: with a deadline (``areward_batch(..., deadline=s)``, or the judge's
+``batch_deadline``) items unfinished when it passes are cancelled, awaited and become the
+``on_error`` outcome with kind ``"deadline"``; when the caller cancels the batch (task cancel,
+KeyboardInterrupt through the sync twins) every judge call is cancelled and awaited before the
+cancellation propagates, so no request keeps running — and billing — in the background.
+
+Client-backed judges (:class:`BaseJudge`) also own two input rules, applied by their ``ajudge``:
+``guard`` (a deterministic non-answer check, :mod:`rftjudge.guards`, on by default) and
+``max_input_chars`` (head + tail truncation with a visible marker, :func:`truncate_middle`).
+
 :meth:`BaseJudge._ask` is the request → verdict step: send, detect refusals and truncation, parse
 the verdict, and re-ask (bounded) with the validation error when the answer does not validate.
 """
@@ -19,7 +29,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -27,6 +37,7 @@ from pydantic import BaseModel
 
 from .._errors import (
     ConfigurationError,
+    DeadlineExceededError,
     JudgeError,
     ParseError,
     RefusalError,
@@ -35,18 +46,25 @@ from .._errors import (
 from .._sync import run_sync
 from .._types import ChatRequest, ChatResponse, Message, Usage
 from ..clients.base import Client
+from ..guards import Guard, resolve_guard
 from ..parsing import parse_verdict
+from ..rewards import as_text, reference_text
+from ..templates import truncate_middle
 
 if TYPE_CHECKING:
     from ..rewards import RewardFunc
 
-__all__ = ["BaseJudge", "JudgeStats", "OnError", "RewardBase"]
+__all__ = ["DEFAULT_MAX_INPUT_CHARS", "BaseJudge", "JudgeStats", "OnError", "RewardBase"]
 
 logger = logging.getLogger("rftjudge")
 
 OnError = Literal["abstain", "raise"] | float
 R = TypeVar("R")
 V = TypeVar("V", bound=BaseModel)
+
+DEFAULT_MAX_INPUT_CHARS = 100_000
+"""Per input (prompt, response, reference), about 25k tokens: no ordinary completion is cut, while a
+runaway one cannot blow a 128k-token judge context. Smaller judges want a smaller limit."""
 
 
 @dataclass
@@ -58,6 +76,8 @@ class JudgeStats:
     reasks: int = 0
     expected_fallbacks: int = 0
     skipped_judge_calls: int = 0
+    guarded: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0
     usage: Usage = field(default_factory=Usage)
 
     @property
@@ -88,6 +108,17 @@ def validate_on_error(on_error: object) -> OnError:
     return value
 
 
+def validate_deadline(deadline: object, what: str = "deadline") -> float | None:
+    """None (no deadline) or seconds > 0; ``math.inf`` also means none."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0:
+        raise ConfigurationError(
+            f"{what} must be None or a number of seconds > 0; got {deadline!r}"
+        )
+    return None if math.isinf(deadline) else float(deadline)
+
+
 class RewardBase(ABC, Generic[R]):
     """The reward boundary shared by judges and composed rewards.
 
@@ -98,9 +129,16 @@ class RewardBase(ABC, Generic[R]):
 
     default_name: str = "judge"
 
-    def __init__(self, *, on_error: OnError = "abstain", name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_error: OnError = "abstain",
+        name: str | None = None,
+        batch_deadline: float | None = None,
+    ) -> None:
         self.on_error: OnError = validate_on_error(on_error)
         self.name = name or self.default_name
+        self.batch_deadline = validate_deadline(batch_deadline, "batch_deadline")
         self.stats = JudgeStats()
 
     # -- what subclasses provide -----------------------------------------------------------------
@@ -168,8 +206,16 @@ class RewardBase(ABC, Generic[R]):
         prompts: Sequence[Any],
         responses: Sequence[Any],
         references: Sequence[Any] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> list[R | BaseException]:
-        """Outcomes for every item, in input order; identical items are judged once."""
+        """Outcomes for every item, in input order; identical items are judged once.
+
+        ``deadline`` (seconds; default: the judge's ``batch_deadline``; ``math.inf``: none) bounds
+        the whole batch: items unfinished by then are cancelled and their outcome is a
+        :class:`~rftjudge.DeadlineExceededError` (kind ``"deadline"``).
+        """
+        limit = self.batch_deadline if deadline is None else validate_deadline(deadline)
         prompts, responses, refs = _check_lengths(prompts, responses, references)
         unique: dict[Hashable, int] = {}
         slots: list[int] = []
@@ -183,17 +229,70 @@ class RewardBase(ABC, Generic[R]):
                 work.append(item)
             else:
                 slots.append(unique[key])
-        outcomes = await asyncio.gather(*(self.ajudge_safe(*item) for item in work))
+        outcomes = await self._judge_all(work, limit)
         return [outcomes[i] for i in slots]
+
+    async def _judge_all(
+        self, work: Sequence[tuple[Any, Any, Any]], deadline: float | None
+    ) -> list[R | BaseException]:
+        """Judge every item concurrently; whatever happens, no task outlives this call."""
+        tasks = [asyncio.ensure_future(self.ajudge_safe(*item)) for item in work]
+        if not tasks:
+            return []
+        try:
+            # ajudge_safe raises only for configuration errors (a bug): stop at the first one.
+            done, pending = await asyncio.wait(
+                tasks, timeout=deadline, return_when=asyncio.FIRST_EXCEPTION
+            )
+        except BaseException:  # the caller cancelled the batch
+            await _cancel_and_wait(tasks)
+            raise
+        await _cancel_and_wait(pending)
+        for task in done:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
+        outcomes: list[R | BaseException] = []
+        late = 0
+        for task in tasks:
+            if task in pending and task.cancelled():  # only a deadline leaves tasks pending
+                late += 1
+                outcomes.append(
+                    DeadlineExceededError(
+                        f"batch deadline of {deadline:g}s passed before this item was judged"
+                    )
+                )
+            elif task.cancelled():  # cancelled from inside the judge, not by us
+                self.stats.failures["internal"] += 1
+                outcomes.append(asyncio.CancelledError("the judgment was cancelled"))
+            elif (error := task.exception()) is not None:
+                raise error  # a late configuration error, raised while we were cancelling
+            else:
+                outcomes.append(task.result())
+        if late:
+            self.stats.failures["deadline"] += late
+            logger.warning(
+                "rftjudge: %s: %d of %d judgments unfinished at the %gs batch deadline",
+                self.name,
+                late,
+                len(tasks),
+                deadline,
+            )
+        return outcomes
 
     async def areward_batch(
         self,
         prompts: Sequence[Any],
         responses: Sequence[Any],
         references: Sequence[Any] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> list[float | None]:
-        """Rewards for every item, concurrently (bounded by the client), in input order."""
-        outcomes = await self.ajudge_batch(prompts, responses, references)
+        """Rewards for every item, concurrently (bounded by the client), in input order.
+
+        ``deadline``: see :meth:`ajudge_batch`.
+        """
+        outcomes = await self.ajudge_batch(prompts, responses, references, deadline=deadline)
         return [self.reward_of(o) for o in outcomes]
 
     # -- synchronous twins -----------------------------------------------------------------------
@@ -211,9 +310,11 @@ class RewardBase(ABC, Generic[R]):
         prompts: Sequence[Any],
         responses: Sequence[Any],
         references: Sequence[Any] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> list[float | None]:
         """Synchronous :meth:`areward_batch`."""
-        return run_sync(self.areward_batch(prompts, responses, references))
+        return run_sync(self.areward_batch(prompts, responses, references, deadline=deadline))
 
     # -- trainer adapters ------------------------------------------------------------------------
 
@@ -226,9 +327,36 @@ class RewardBase(ABC, Generic[R]):
         return trl_reward_func(self, name=name, reference_column=reference_column)
 
     def metrics_of(self, outcomes: Sequence[R | BaseException]) -> dict[str, float]:
-        """Per-batch metrics to log (subclasses add per-criterion means)."""
-        failed = sum(isinstance(o, BaseException) for o in outcomes)
-        return {"failure_rate": failed / len(outcomes) if outcomes else 0.0}
+        """Per-batch metrics to log (subclasses add per-criterion means).
+
+        ``failure_rate``, and ``failures/<kind>``: this batch's count per failure kind, for every
+        kind this judge has seen so far (zeros included, so that each logged series is continuous).
+        """
+        kinds = self.failures_of(outcomes)
+        failed = sum(kinds.values())
+        metrics = {"failure_rate": failed / len(outcomes) if outcomes else 0.0}
+        for kind in sorted(set(kinds) | set(self.stats.failures)):
+            metrics[f"failures/{kind}"] = float(kinds.get(kind, 0))
+        return metrics
+
+    def failures_of(self, outcomes: Sequence[R | BaseException]) -> Counter[str]:
+        """How many outcomes of a batch failed, by kind (what ``judge.stats.failures`` counts).
+
+        An out-of-range score counts as ``"out_of_range"``: :meth:`reward_of` never passes it on.
+        """
+        kinds: Counter[str] = Counter()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                kinds[outcome.kind if isinstance(outcome, JudgeError) else "internal"] += 1
+                continue
+            try:
+                score = outcome if isinstance(outcome, float) else self.score_of(outcome)
+            except Exception:
+                kinds["internal"] += 1
+                continue
+            if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+                kinds["out_of_range"] += 1
+        return kinds
 
     def rationale_of(self, outcome: R | BaseException) -> str:
         if isinstance(outcome, BaseException):
@@ -238,7 +366,15 @@ class RewardBase(ABC, Generic[R]):
 
 
 class BaseJudge(RewardBase[R]):
-    """A judge backed by a model client: builds requests and turns answers into validated verdicts."""
+    """A judge backed by a model client: builds requests and turns answers into validated verdicts.
+
+    ``guard`` (default ``True``: a :class:`~rftjudge.NonAnswerGuard`; ``False``: off; or your own
+    :class:`~rftjudge.guards.Guard`) scores content-free "master key" responses as failing every
+    criterion without a judge call — see :meth:`non_answer`. ``max_input_chars`` (default
+    :data:`DEFAULT_MAX_INPUT_CHARS`, ``None``: no limit) cuts each of prompt, response and reference
+    beyond it to head + tail with a visible ``[... N characters omitted ...]`` marker — see
+    :meth:`prepare`. ``batch_deadline``: see :meth:`~RewardBase.ajudge_batch`.
+    """
 
     def __init__(
         self,
@@ -250,6 +386,9 @@ class BaseJudge(RewardBase[R]):
         max_tokens: int | None = 1024,
         seed: int | None = None,
         name: str | None = None,
+        guard: Guard | bool | None = True,
+        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
+        batch_deadline: float | None = None,
     ) -> None:
         if not callable(getattr(client, "complete", None)):
             raise ConfigurationError(
@@ -257,12 +396,68 @@ class BaseJudge(RewardBase[R]):
             )
         if not isinstance(max_reasks, int) or max_reasks < 0:
             raise ConfigurationError(f"max_reasks must be an int >= 0; got {max_reasks!r}")
-        super().__init__(on_error=on_error, name=name)
+        if max_input_chars is not None and (
+            isinstance(max_input_chars, bool)
+            or not isinstance(max_input_chars, int)
+            or max_input_chars < 1
+        ):
+            raise ConfigurationError(
+                f"max_input_chars must be a positive int or None; got {max_input_chars!r}"
+            )
+        super().__init__(on_error=on_error, name=name, batch_deadline=batch_deadline)
         self.client = client
         self.max_reasks = max_reasks
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.guard: Guard | None = resolve_guard(guard)
+        self.max_input_chars = max_input_chars
+
+    # -- input rules -----------------------------------------------------------------------------
+
+    def non_answer(self, response: Any) -> str | None:
+        """The guard's reason when ``response`` is no answer at all (counted), else None.
+
+        Judges call this first in ``ajudge`` and, on a reason, return a failing result without
+        asking the model: a content-free response must not get a chance to fool the judge.
+        """
+        if self.guard is None:
+            return None
+        text = response if isinstance(response, str) else as_text(response, what="response")
+        reason = self.guard.reason(text)
+        if reason is not None:
+            self.stats.guarded[reason] += 1
+            logger.debug(
+                "rftjudge: %s: guard %s flagged a response (%s)", self.name, self.guard.name, reason
+            )
+        return reason
+
+    def prepare(self, prompt: Any, response: Any, reference: Any) -> tuple[str, str, str | None]:
+        """The inputs as the judge sees them: TRL shapes flattened to text, each cut by
+        :meth:`clip`."""
+        ref = reference_text(reference)
+        return (
+            self.clip(as_text(prompt, what="prompt")),
+            self.clip(as_text(response, what="response")),
+            None if ref is None else self.clip(ref),
+        )
+
+    def clip(self, text: str) -> str:
+        """``text`` cut to ``max_input_chars`` by :func:`~rftjudge.templates.truncate_middle`
+        (head + tail, with a visible marker; counted in ``stats.truncated``)."""
+        limit = self.max_input_chars
+        if limit is None or len(text) <= limit:
+            return text
+        self.stats.truncated += 1
+        return truncate_middle(text, limit)
+
+    def metrics_of(self, outcomes: Sequence[R | BaseException]) -> dict[str, float]:
+        """Adds ``guard_rate``: the share of the batch the guard failed without a judge call."""
+        metrics = super().metrics_of(outcomes)
+        if self.guard is not None and outcomes:
+            guarded = sum(getattr(o, "guarded", None) is not None for o in outcomes)
+            metrics["guard_rate"] = guarded / len(outcomes)
+        return metrics
 
     # -- request -> validated verdict ------------------------------------------------------------
 
@@ -353,6 +548,15 @@ def _check_lengths(
             f"references and prompts differ in length ({len(references)} vs {len(prompts)})"
         )
     return prompts, responses, references
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has finished unwinding (connections released)."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 _Callback = Callable[..., Any]

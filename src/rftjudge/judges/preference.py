@@ -10,8 +10,23 @@ only, renormalised) and averaged over both orders; otherwise it follows the reco
 0.5).
 
 Rewards: against a reference (``reward(prompt, response, reference)`` = P(response beats reference)),
-or within a GRPO group (``areward_group``: each completion's win rate against the others of its
-prompt), which gives graded rewards where absolute scores tie.
+or within a GRPO group (``areward_group`` / ``as_reward_func(mode="group")``), which gives graded
+rewards where absolute scores tie:
+
+- ``group_reward="win_rate"`` (default): each completion's mean ``prob_a`` over its comparisons;
+- ``group_reward="bradley_terry"``: Bradley–Terry strengths fitted to every comparison made (MAP
+  with a weak prior, :mod:`._bradley_terry`), mapped to [0, 1] as the mean predicted probability of
+  beating each other completion of the group. Unlike win rates, these stay comparable when the
+  schedule is sparse (completions met different opponents).
+
+Which pairs are compared is ``schedule=`` (``"auto"``, ``"all_pairs"``, ``"circular"``,
+``"adaptive"``; costs in :mod:`._schedules`). Every group outcome is a
+:class:`~rftjudge.judges._group.GroupReward` carrying the group's comparisons and swap-disagreements,
+so that ``metrics_of`` logs ``swap_consistency`` per training step — pairs whose orders disagree count
+as ties, never skipped silently.
+
+With a client whose capabilities include ``prefill_choice`` the label probabilities are read
+exactly (``exact=``, see :mod:`._exact`): one extra one-token request per order.
 """
 
 from __future__ import annotations
@@ -25,13 +40,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import ConfigurationError, VerdictError
-from .._types import ChatResponse, Usage
+from .._types import ChatResponse, Message, Usage
 from ..clients.base import Client
+from ..guards import Guard
 from ..parsing import distribution_at, json_value_offset, token_index_at
 from ..rewards import RewardFunc, as_text
 from ..templates import PromptTemplate
-from ._schedules import default_pairs
-from .base import BaseJudge, OnError
+from ._bradley_terry import fit_bradley_terry
+from ._exact import ExactReader
+from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._schedules import SCHEDULES, Schedule, first_round, schedule_pairs, swiss_round
+from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
 from .rubric import Criterion, check_criteria
 
 __all__ = ["Preference", "PreferenceJudge"]
@@ -39,6 +58,8 @@ __all__ = ["Preference", "PreferenceJudge"]
 Label = Literal["A", "B", "tie"]
 _FLIP: dict[str, Label] = {"A": "B", "B": "A", "tie": "tie"}
 _LABEL_PROB: dict[str, float] = {"A": 1.0, "B": 0.0, "tie": 0.5}
+GroupRewardMode = Literal["win_rate", "bradley_terry"]
+_ADAPTIVE_ROUNDS = 3
 
 
 class Preference(BaseModel):
@@ -58,6 +79,8 @@ class Preference(BaseModel):
     orders: tuple[Label, ...] = ()
     from_logprobs: bool = False
     raw: tuple[str, ...] = ()
+    guarded: str | None = None
+    """Set when the guard decided without a judge call (a non-answer on one side): its reason."""
 
 
 class _Verdict(BaseModel):
@@ -76,6 +99,11 @@ class PreferenceJudge(BaseJudge[Preference]):
     ``criteria`` (optional) name what "better" means; ``allow_ties=False`` forces the judge to pick a
     side (ties can still result from disagreeing orders). ``use_logprobs`` defaults to what the
     client's capabilities allow.
+
+    Group mode: ``group_reward`` (``"win_rate"`` or ``"bradley_terry"``), ``schedule`` (which pairs;
+    ``comparisons_per_completion`` is k of ``"circular"``/``"auto"`` and the number of rounds of
+    ``"adaptive"``), ``bt_prior_sd`` (the Bradley–Terry prior's spread). ``exact``: read label
+    probabilities by prefill + constrained choice (default: when the client can).
     """
 
     def __init__(
@@ -89,11 +117,18 @@ class PreferenceJudge(BaseJudge[Preference]):
         template: str | None = None,
         use_logprobs: bool | None = None,
         comparisons_per_completion: int | None = None,
+        group_reward: GroupRewardMode = "win_rate",
+        schedule: Schedule = "auto",
+        bt_prior_sd: float = 4.0,
+        exact: bool | None = None,
         max_reasks: int = 1,
         temperature: float | None = 0.0,
         max_tokens: int | None = 1024,
         seed: int | None = None,
         name: str | None = None,
+        guard: Guard | bool | None = True,
+        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
+        batch_deadline: float | None = None,
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
         super().__init__(
@@ -104,9 +139,25 @@ class PreferenceJudge(BaseJudge[Preference]):
             max_tokens=max_tokens,
             seed=seed,
             name=name or "preference",
+            guard=guard,
+            max_input_chars=max_input_chars,
+            batch_deadline=batch_deadline,
         )
         if comparisons_per_completion is not None and comparisons_per_completion < 1:
             raise ConfigurationError("comparisons_per_completion must be >= 1")
+        if group_reward not in ("win_rate", "bradley_terry"):
+            raise ConfigurationError(
+                f'group_reward must be "win_rate" or "bradley_terry"; got {group_reward!r}'
+            )
+        if schedule not in SCHEDULES:
+            raise ConfigurationError(
+                f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}"
+            )
+        if not (isinstance(bt_prior_sd, int | float) and 0 < bt_prior_sd < float("inf")):
+            raise ConfigurationError(f"bt_prior_sd must be a number > 0; got {bt_prior_sd!r}")
+        self.group_reward: GroupRewardMode = group_reward
+        self.schedule: Schedule = schedule
+        self.bt_prior_sd = float(bt_prior_sd)
         self.swap = bool(swap)
         self.allow_ties = bool(allow_ties)
         self.comparisons_per_completion = comparisons_per_completion
@@ -114,6 +165,7 @@ class PreferenceJudge(BaseJudge[Preference]):
         self.use_logprobs = (
             bool(getattr(capabilities, "logprobs", False)) if use_logprobs is None else use_logprobs
         )
+        self.exact = ExactReader(self, exact)
         self.labels: tuple[Label, ...] = ("A", "B", "tie") if allow_ties else ("A", "B")
         self._verdict_model = _Verdict if allow_ties else _StrictVerdict
         self.output_schema: dict[str, Any] = {
@@ -146,9 +198,9 @@ class PreferenceJudge(BaseJudge[Preference]):
 
     async def acompare(self, prompt: Any, response_a: Any, response_b: Any) -> Preference:
         """Compare two responses (both orders concurrently when ``swap``)."""
-        prompt_text = as_text(prompt, what="prompt")
-        a = as_text(response_a, what="response_a")
-        b = as_text(response_b, what="response_b")
+        prompt_text = self.clip(as_text(prompt, what="prompt"))
+        a = self.clip(as_text(response_a, what="response_a"))
+        b = self.clip(as_text(response_b, what="response_b"))
         if self.swap:
             first, second = await asyncio.gather(
                 self._one_order(prompt_text, a, b), self._one_order(prompt_text, b, a)
@@ -190,16 +242,34 @@ class PreferenceJudge(BaseJudge[Preference]):
         )
         asked = await self._ask(request, self._verdict_model)
         label: Label = asked.verdict.winner
-        probs = self._label_probs(asked.response) if self.use_logprobs else None
+        usage = asked.usage
+        probs: dict[Label, float] | None = None
+        if self.exact.enabled:
+            probs, read_usage = await self._exact_probs(request.messages, asked.response.text)
+            usage = usage + read_usage
+        if probs is None and self.use_logprobs:
+            probs = self._label_probs(asked.response)
         if probs is None:
             prob_a, from_logprobs = _LABEL_PROB[label], False
         else:
             prob_a, from_logprobs = probs.get("A", 0.0) + 0.5 * probs.get("tie", 0.0), True
         return _Order(
-            label, prob_a, from_logprobs, asked.verdict.rationale, asked.response.text, asked.usage
+            label, prob_a, from_logprobs, asked.verdict.rationale, asked.response.text, usage
         )
 
-    def _label_probs(self, response: ChatResponse) -> dict[str, float] | None:
+    async def _exact_probs(
+        self, messages: Sequence[Message], text: str
+    ) -> tuple[dict[Label, float] | None, Usage]:
+        """The label distribution read by prefill + constrained choice (see :mod:`._exact`)."""
+        offset = json_value_offset(text, "winner")
+        if offset is None:
+            self.exact.skip("no winner in the verdict text")
+            return None, Usage()
+        return await self.exact.read_labels(
+            messages, text[:offset], self._valid_labels(), list(self.labels)
+        )
+
+    def _label_probs(self, response: ChatResponse) -> dict[Label, float] | None:
         if not response.logprobs:
             return None
         offset = json_value_offset(response.text, "winner")
@@ -208,16 +278,33 @@ class PreferenceJudge(BaseJudge[Preference]):
         index = token_index_at(response.logprobs, response.text, offset)
         if index is None:
             return None
+        return distribution_at(response.logprobs, index, self._valid_labels())
+
+    def _valid_labels(self) -> dict[str, Label]:
         valid: dict[str, Label] = {label: label for label in self.labels}
         if self.allow_ties:
             valid.update({"t": "tie", "ti": "tie", "Tie": "tie"})
-        return distribution_at(response.logprobs, index, valid)
+        return valid
 
     # -- BaseJudge interface: judged against a reference ----------------------------------------
 
     async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Preference:
         if reference is None:
             raise _NoReference("no reference to compare the response against")
+        # A non-answer loses to any answer without a judge call — on either side, since in group
+        # mode the "reference" is another completion, which may be the master key.
+        reason = self.non_answer(response)
+        other = self.non_answer(reference)
+        if reason is not None or other is not None:
+            prob_a = 0.5 if reason is not None and other is not None else (0.0 if reason else 1.0)
+            winner: Label = "tie" if prob_a == 0.5 else ("B" if reason else "A")
+            return Preference(
+                winner=winner,
+                prob_a=prob_a,
+                consistent=None,
+                rationale=f"[guard: not an answer: {'response' if reason else 'reference'}]",
+                guarded=reason or f"reference_{other}",
+            )
         return await self.acompare(prompt, response, reference)
 
     def compare(self, prompt: Any, response_a: Any, response_b: Any) -> Preference:
@@ -237,6 +324,9 @@ class PreferenceJudge(BaseJudge[Preference]):
             metrics["inconsistency_rate"] = sum(not o.consistent for o in swapped) / len(swapped)
         if judged:
             metrics["tie_rate"] = sum(o.winner == "tie" for o in judged) / len(judged)
+        metrics.update(group_metrics(outcomes))  # group mode: per-step group figures
+        if self.exact.enabled and self.exact.reads:  # since the judge was built
+            metrics["exact_fallback_rate"] = self.exact.fallbacks / self.exact.reads
         return metrics
 
     @property
@@ -249,19 +339,21 @@ class PreferenceJudge(BaseJudge[Preference]):
     async def areward_group(
         self, prompt: Any, responses: Sequence[Any], reference: Any = None
     ) -> list[float | None]:
-        """Each response's win rate against the others of the same prompt.
-
-        Small groups compare every pair; larger ones a circular schedule with
-        ``comparisons_per_completion`` (default 4) comparisons each. Identical responses share a
-        result. A group of one falls back to the reference (or abstains without one).
-        """
+        """Each response's reward relative to the others of the same prompt (see
+        :meth:`ajudge_group`)."""
         outcomes = await self.ajudge_group(prompt, responses, reference)
         return [self.reward_of(o) for o in outcomes]
 
     async def ajudge_group(
         self, prompt: Any, responses: Sequence[Any], reference: Any = None
     ) -> list[float | BaseException]:
-        """Per-response win rates (or the exception that left a response without any)."""
+        """Per-response group rewards (or the exception that left a response without any).
+
+        The pairs compared follow ``schedule`` (by default all pairs for up to 5 distinct
+        completions, else a circular schedule with ``comparisons_per_completion`` (4) each).
+        Identical responses share a result. A group of one falls back to the reference (or
+        abstains without one). A completion none of whose comparisons succeeded gets the error.
+        """
         texts = [as_text(r, what="completion") for r in responses]
         unique = list(dict.fromkeys(texts))
         if len(unique) < 2:
@@ -274,27 +366,93 @@ class PreferenceJudge(BaseJudge[Preference]):
                 single if isinstance(single, BaseException) else single.prob_a
             )
             return [value] * len(texts)
-        pairs = default_pairs(len(unique), self.comparisons_per_completion)
-        results = await asyncio.gather(
-            *(self.ajudge_safe(prompt, unique[i], unique[j]) for i, j in pairs)
-        )
-        wins = [0.0] * len(unique)
-        games = [0] * len(unique)
+        results = await self._tournament(prompt, unique)
+        per_unique = self._group_values(prompt, texts, unique, results)
+        index = {text: k for k, text in enumerate(unique)}
+        return [per_unique[index[t]] for t in texts]
+
+    async def _tournament(
+        self, prompt: Any, unique: Sequence[str]
+    ) -> list[tuple[int, int, Preference | BaseException]]:
+        """Run the schedule: every comparison made, as (i, j, outcome)."""
+        n = len(unique)
+
+        async def play(pairs: Sequence[tuple[int, int]]) -> list[Any]:
+            return list(
+                await asyncio.gather(
+                    *(self.ajudge_safe(prompt, unique[i], unique[j]) for i, j in pairs)
+                )
+            )
+
+        if self.schedule != "adaptive":
+            pairs = schedule_pairs(self.schedule, n, self.comparisons_per_completion)
+            return [(i, j, r) for (i, j), r in zip(pairs, await play(pairs), strict=True)]
+        rounds = self.comparisons_per_completion or _ADAPTIVE_ROUNDS
+        made: list[tuple[int, int, Preference | BaseException]] = []
+        done: set[tuple[int, int]] = set()
+        order = seeded_order(n, "adaptive", self.seed, *unique)
+        for round_no in range(rounds):
+            if round_no == 0:
+                pairs = first_round(order)
+            else:
+                fit = fit_bradley_terry(n, _outcomes(made), prior_sd=self.bt_prior_sd)
+                ranking = sorted(order, key=lambda k: -fit.strengths[k])
+                pairs = swiss_round(ranking, done)
+            if not pairs:
+                break
+            done.update(pairs)
+            made += [(i, j, r) for (i, j), r in zip(pairs, await play(pairs), strict=True)]
+        return made
+
+    def _group_values(
+        self,
+        prompt: Any,
+        texts: Sequence[str],
+        unique: Sequence[str],
+        results: Sequence[tuple[int, int, Preference | BaseException]],
+    ) -> list[float | BaseException]:
+        n = len(unique)
+        games = [0] * n
         last_error: BaseException | None = None
-        for (i, j), result in zip(pairs, results, strict=True):
+        for i, j, result in results:
             if isinstance(result, BaseException):
                 last_error = result
                 continue
-            wins[i] += result.prob_a
-            wins[j] += 1.0 - result.prob_a
             games[i] += 1
             games[j] += 1
-        per_unique: list[float | BaseException] = [
-            wins[k] / games[k] if games[k] else (last_error or VerdictError("no comparison"))
-            for k in range(len(unique))
+        judged = [r for _, _, r in results if isinstance(r, Preference)]
+        usage = Usage()
+        for r in judged:
+            usage = usage + r.usage
+        swapped = [r for r in judged if r.consistent is not None]
+        info = GroupInfo(
+            size=len(texts),
+            distinct=n,
+            requests=usage.requests,
+            usage=usage,
+            comparisons=len(swapped),
+            inconsistent=sum(r.consistent is False for r in swapped),
+        )
+        if self.group_reward == "bradley_terry":
+            fit = fit_bradley_terry(n, _outcomes(results), prior_sd=self.bt_prior_sd)
+            values = fit.rewards()
+        else:
+            wins = [0.0] * n
+            for i, j, result in results:
+                if isinstance(result, Preference):
+                    wins[i] += result.prob_a
+                    wins[j] += 1.0 - result.prob_a
+            values = [wins[k] / games[k] if games[k] else 0.0 for k in range(n)]
+        rationale = (
+            f"{self.group_reward} over {len(judged)} comparisons of {n} distinct completions; "
+            f"{info.inconsistent} of {info.comparisons} swapped pairs disagreed"
+        )
+        return [
+            GroupReward(values[k], info, rationale)
+            if games[k]
+            else (last_error or VerdictError("no comparison"))
+            for k in range(n)
         ]
-        index = {text: k for k, text in enumerate(unique)}
-        return [per_unique[index[t]] for t in texts]
 
     def as_reward_func(
         self,
@@ -331,6 +489,12 @@ class _Order:
     def flipped(self) -> _Order:
         """The same verdict seen from the other order (B shown first)."""
         return replace(self, label=_FLIP[self.label], prob_a=1.0 - self.prob_a)
+
+
+def _outcomes(
+    results: Sequence[tuple[int, int, Preference | BaseException]],
+) -> list[tuple[int, int, float]]:
+    return [(i, j, r.prob_a) for i, j, r in results if isinstance(r, Preference)]
 
 
 class _NoReference(VerdictError):

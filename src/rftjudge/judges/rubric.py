@@ -20,15 +20,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .._errors import ConfigurationError
 from .._types import ChatRequest, Usage
 from ..clients.base import Client
-from ..rewards import reference_text
+from ..guards import Guard
 from ..templates import PromptTemplate
-from ._scoring import expected_scores
-from .base import BaseJudge, OnError
+from ._exact import ExactReader
+from ._scoring import exact_scores, expected_scores
+from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
 
 logger = logging.getLogger("rftjudge")
 
@@ -81,6 +90,16 @@ class Scale(BaseModel):
     high: int = 5
     binary: bool = False
 
+    @model_validator(mode="after")
+    def _check_range(self) -> Scale:
+        # Scale(low=3, high=3) would divide by zero in normalise(), mid-training.
+        if self.high <= self.low or self.high - self.low > 100:
+            raise ValueError(
+                f"scale needs low < high and at most 101 values; got low={self.low}, "
+                f"high={self.high}"
+            )
+        return self
+
     @classmethod
     def parse(cls, spec: ScaleSpec) -> Scale:
         if isinstance(spec, Scale):
@@ -126,8 +145,12 @@ class Judgment(BaseModel):
     raw: str = ""
     reasks: int = 0
     expected: dict[str, float] | None = None
-    scoring: Literal["expected", "sampled"] = "sampled"
+    scoring: Literal["exact", "expected", "sampled"] = "sampled"
     samples: int = 1
+    exact_fallbacks: int = 0
+    """Criteria whose exact distribution could not be read (in-band logprobs or sampled used)."""
+    guarded: str | None = None
+    """Set when the guard failed a non-answer without a judge call: the guard's reason."""
 
 
 Scoring = Literal["auto", "expected", "sampled"]
@@ -142,6 +165,8 @@ class _Read:
     text: str
     usage: Usage
     reasks: int
+    exact: bool = False
+    exact_fallbacks: int = 0
 
 
 class RubricJudge(BaseJudge[Judgment]):
@@ -158,6 +183,13 @@ class RubricJudge(BaseJudge[Judgment]):
     ``stats.expected_fallbacks`` — to the sampled value where a distribution cannot be read.
     ``samples=k`` averages k sampled verdicts (for providers without logprobs; needs
     ``temperature > 0``). ``ignore_length=True`` tells the judge explicitly that length is no merit.
+
+    ``exact`` (default: what the client's ``capabilities.prefill_choice`` allows) reads each
+    criterion's distribution exactly in expected scoring: the verdict up to the score is sent back
+    as a prefilled assistant turn with the next token constrained to the valid scores (one extra
+    short request per criterion, sharing the verdict's prefix; see :mod:`rftjudge.judges._exact`).
+    A read that fails falls back to the in-band logprobs, then to the sampled value — counted in
+    ``Judgment.exact_fallbacks`` and the ``exact_fallback_rate`` metric.
     """
 
     def __init__(
@@ -177,6 +209,10 @@ class RubricJudge(BaseJudge[Judgment]):
         samples: int = 1,
         top_logprobs: int = 20,
         ignore_length: bool = False,
+        exact: bool | None = None,
+        guard: Guard | bool | None = True,
+        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
+        batch_deadline: float | None = None,
     ) -> None:
         self.criteria = check_criteria(criteria)
         self.scale = Scale.parse(scale)
@@ -206,7 +242,13 @@ class RubricJudge(BaseJudge[Judgment]):
             max_tokens=max_tokens,
             seed=seed,
             name=name or "rubric_" + "_".join(c.name for c in self.criteria),
+            guard=guard,
+            max_input_chars=max_input_chars,
+            batch_deadline=batch_deadline,
         )
+        if exact and self.scoring != "expected":
+            raise ConfigurationError('exact=True reads distributions: it needs scoring="expected"')
+        self.exact = ExactReader(self, exact if self.scoring == "expected" else False)
         self._weights = {c.name: c.weight for c in self.criteria}
         self._total_weight = sum(self._weights.values())
         self.verdict_model = _verdict_model(self.criteria, self.scale)
@@ -231,9 +273,10 @@ class RubricJudge(BaseJudge[Judgment]):
 
     async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Judgment:
         """Judge one response (raises a :class:`~rftjudge.JudgeError` on unrecoverable failure)."""
-        messages = self.render(
-            _text(prompt, "prompt"), _text(response, "response"), reference_text(reference)
-        )
+        reason = self.non_answer(response)
+        if reason is not None:
+            return self._failed_by_guard(reason)
+        messages = self.render(*self.prepare(prompt, response, reference))
         expected_mode = self.scoring == "expected"
         request = self.make_request(
             messages,
@@ -272,8 +315,15 @@ class RubricJudge(BaseJudge[Judgment]):
             raw=first.text,
             reasks=sum(r.reasks for r in reads),
             expected=first.expected if len(reads) == 1 else None,
-            scoring="expected" if any(r.expected for r in reads) else "sampled",
+            scoring=(
+                "exact"
+                if any(r.exact for r in reads)
+                else "expected"
+                if any(r.expected for r in reads)
+                else "sampled"
+            ),
             samples=len(reads),
+            exact_fallbacks=sum(r.exact_fallbacks for r in reads),
         )
 
     async def _read(self, request: ChatRequest) -> _Read:
@@ -285,8 +335,17 @@ class RubricJudge(BaseJudge[Judgment]):
             value = getattr(verdict.scores, _field(criterion))
             raw[criterion.name] = float(int(value)) if self.scale.binary else float(value)
         expected: dict[str, float] | None = None
+        usage, exact_hits, exact_misses = asked.usage, 0, 0
         if self.scoring == "expected":
             found = expected_scores(asked.response, self.criteria, self.scale)
+            if self.exact.enabled:
+                exact, exact_usage = await exact_scores(
+                    self.exact, request.messages, asked.response.text, self.criteria, self.scale
+                )
+                usage = usage + exact_usage
+                exact_hits = sum(v is not None for v in exact.values())
+                exact_misses = len(exact) - exact_hits
+                found.update({k: v for k, v in exact.items() if v is not None})
             misses = [k for k, v in found.items() if v is None]
             self.stats.expected_fallbacks += len(misses)
             if misses:
@@ -300,8 +359,20 @@ class RubricJudge(BaseJudge[Judgment]):
             normalized={k: self.scale.normalise(v) for k, v in values.items()},
             rationale=verdict.rationale,
             text=asked.response.text,
-            usage=asked.usage,
+            usage=usage,
             reasks=asked.reasks,
+            exact=exact_hits > 0,
+            exact_fallbacks=exact_misses,
+        )
+
+    def _failed_by_guard(self, reason: str) -> Judgment:
+        """A non-answer fails every criterion: the lowest score on each, no judge call."""
+        return Judgment(
+            score=0.0,
+            criteria={c.name: float(self.scale.low) for c in self.criteria},
+            normalized={c.name: 0.0 for c in self.criteria},
+            rationale=f"[guard {self.guard.name if self.guard else ''}: {reason}] not an answer",
+            guarded=reason,
         )
 
     def score_of(self, result: Judgment) -> float:
@@ -317,19 +388,15 @@ class RubricJudge(BaseJudge[Judgment]):
             if self.scoring == "expected":
                 sampled = sum(j.scoring == "sampled" for j in judged)
                 metrics["sampled_fallback_rate"] = sampled / len(judged)
+            read = [j for j in judged if j.guarded is None]
+            if self.exact.enabled and read:
+                misses = sum(j.exact_fallbacks for j in read)
+                metrics["exact_fallback_rate"] = misses / (len(read) * len(self.criteria))
         return metrics
 
     def __repr__(self) -> str:
         names = ", ".join(c.name for c in self.criteria)
         return f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r})"
-
-
-def _text(value: Any, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    from ..rewards import as_text
-
-    return as_text(value, what=what)
 
 
 def check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
@@ -344,6 +411,15 @@ def check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigurationError(f"duplicate criterion names: {', '.join(duplicates)}")
+    # "a-b" and "a_b" share a verdict field: one criterion would silently get the other's score.
+    fields: dict[str, str] = {}
+    for c in criteria:
+        other = fields.setdefault(_field(c), c.name)
+        if other != c.name:
+            raise ConfigurationError(
+                f"criterion names {other!r} and {c.name!r} collide ('-' and '_' are the same "
+                "field in the verdict); rename one"
+            )
     return tuple(criteria)
 
 
@@ -351,8 +427,19 @@ def _field(criterion: Criterion) -> str:
     return "c_" + criterion.name.replace("-", "_")
 
 
+def _not_bool(value: Any) -> Any:
+    """``true`` on an integer scale is no score: pydantic would read it as 1 (the lowest)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer score, not true/false")
+    return value
+
+
 def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseModel]:
-    score_type: Any = bool if scale.binary else Annotated[int, Field(ge=scale.low, le=scale.high)]
+    score_type: Any = (
+        bool
+        if scale.binary
+        else Annotated[int, BeforeValidator(_not_bool), Field(ge=scale.low, le=scale.high)]
+    )
     fields: dict[str, Any] = {_field(c): (score_type, Field(alias=c.name)) for c in criteria}
     scores = create_model(
         "RubricScores", __config__=ConfigDict(extra="ignore", populate_by_name=True), **fields

@@ -21,31 +21,48 @@ __all__ = ["find_json_objects", "parse_verdict"]
 M = TypeVar("M", bound=BaseModel)
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_DECODER = json.JSONDecoder()
+# Where a JSON object can start: "{" then a key or "}". Skipping every other "{" keeps a text full
+# of braces (code, or "{{{{" from a broken judge) from costing one failed decode per brace.
+_OBJECT_START = re.compile(r"\{\s*[\"}]")
+# Failed decodes tolerated per text. Each can cost a scan to the end of the text (an unclosed
+# string) or a decoder recursion error, so an adversarial text would otherwise cost quadratic time.
+_MAX_FAILED_STARTS = 1000
+# strict=False: small judges (llama.cpp grammars) emit raw newlines inside JSON strings.
+_DECODER = json.JSONDecoder(strict=False)
 
 
 def find_json_objects(text: str) -> list[dict[str, Any]]:
-    """Every top-level JSON object in ``text``, in order of appearance."""
+    """Every top-level JSON object in ``text``, in order of appearance.
+
+    Never raises: text nested too deeply for the decoder (``[[[[...``) counts as no object, and
+    after ``_MAX_FAILED_STARTS`` failed decodes the scan stops (an adversarial text cannot make
+    parsing quadratic).
+    """
     text = _THINK.sub("", text).strip()
     if not text:
         return []
     try:
-        whole = json.loads(text)
-    except ValueError:
+        whole = json.loads(text, strict=False)
+    except (ValueError, RecursionError):
         pass
     else:
         return [whole] if isinstance(whole, dict) else []
     found: list[dict[str, Any]] = []
-    index = text.find("{")
-    while index != -1:
+    failures = 0
+    match = _OBJECT_START.search(text)
+    while match is not None:
+        index = match.start()
         try:
             obj, end = _DECODER.raw_decode(text, index)
-        except ValueError:
-            index = text.find("{", index + 1)
+        except (ValueError, RecursionError):
+            failures += 1
+            if failures > _MAX_FAILED_STARTS:
+                break
+            match = _OBJECT_START.search(text, index + 1)
             continue
         if isinstance(obj, dict):
             found.append(obj)
-        index = text.find("{", end)
+        match = _OBJECT_START.search(text, end)
     return found
 
 

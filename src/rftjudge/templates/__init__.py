@@ -1,5 +1,5 @@
 """Jinja2 prompt templates: the bundled ones in ``prompts/`` and users' own."""
 
-from ._env import PromptTemplate, fence, neutralize
+from ._env import PromptTemplate, fence, neutralize, strip_invisible, truncate_middle
 
-__all__ = ["PromptTemplate", "fence", "neutralize"]
+__all__ = ["PromptTemplate", "fence", "neutralize", "strip_invisible", "truncate_middle"]

@@ -8,7 +8,17 @@ not a silently empty prompt — and run in Jinja's sandbox.
 The judged response is written by the policy under training, which is optimised to get high scores:
 it must not be able to end its fence early or pose as instructions. :func:`fence` wraps text between
 marker lines carrying a digest of the text itself (text cannot contain its own digest), and
-:func:`neutralize` rewrites any ``<<<`` inside the text, so no marker can be forged at all.
+:func:`neutralize` rewrites any run of three or more ``<`` or ``>`` — and of their look-alikes
+(fullwidth, small, angle brackets, guillemets) — inside the text, so no marker can be forged at all,
+not even one that merely looks like a marker to the judge. It also drops characters a judge may read
+but a person does not see: control characters, bidirectional overrides, zero-width spaces and
+Unicode "tag" characters (U+E0000-U+E007F, used to smuggle invisible instructions).
+
+:func:`truncate_middle` is the documented rule for text beyond a judge's ``max_input_chars``: keep
+the head and the tail, and say in the text how much was cut.
+
+Templates that reach for Python internals (``''.__class__.__mro__``) fail inside the sandbox; the
+error is reported as a :class:`~rftjudge.ConfigurationError` when the judge is built.
 """
 
 from __future__ import annotations
@@ -26,24 +36,62 @@ from jinja2.sandbox import SandboxedEnvironment
 from .._errors import ConfigurationError
 from .._types import Message
 
-__all__ = ["PromptTemplate", "bundled_template_path", "fence", "neutralize"]
+__all__ = [
+    "PromptTemplate",
+    "bundled_template_path",
+    "fence",
+    "neutralize",
+    "strip_invisible",
+    "truncate_middle",
+]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_MARKER = re.compile(r"<{3,}|>{3,}")
+_NEWLINES = re.compile(r"\r\n?|[\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Invisible characters with no business in judged text: zero-width space, bidi marks, embeddings,
+# overrides and isolates, word joiner and invisible operators, BOM, and the tag block. ZWJ/ZWNJ
+# (U+200C/D) stay: emoji sequences and several scripts need them.
+_INVISIBLE = re.compile(
+    "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]"
+)
+_OPENERS = "<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u00ab\u226a"
+_CLOSERS = ">\uff1e\ufe65\u203a\u232a\u3009\u27e9\u276f\u276d\u00bb\u226b"
+_MARKER = re.compile(f"[{_OPENERS}]{{3,}}|[{_CLOSERS}]{{3,}}")
+_OMITTED = "\n[... {n} characters omitted ...]\n"
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without control, bidi, zero-width and tag characters; newlines normalised to ``\\n``."""
+    return _INVISIBLE.sub("", _CONTROL.sub("", _NEWLINES.sub("\n", text)))
 
 
 def neutralize(text: Any) -> str:
-    """Make untrusted text safe to embed: str, valid UTF-8, no control characters, no fence marks."""
+    """Make untrusted text safe to embed: str, valid UTF-8, nothing invisible, no fence marks.
+
+    Idempotent: neutralising twice gives the same text as neutralising once.
+    """
     if text is None:
         return ""
     if not isinstance(text, str):
         text = str(text)
     # Lone surrogates (from broken decoding) would make the request body unencodable.
     text = text.encode("utf-8", "replace").decode("utf-8")
-    text = _CONTROL.sub("", text)
-    return _MARKER.sub(
-        lambda m: "‹" * len(m.group()) if m.group()[0] == "<" else "›" * len(m.group()), text
-    )
+    text = strip_invisible(text)
+    return _MARKER.sub(lambda m: ("‹" if m.group()[0] in _OPENERS else "›") * len(m.group()), text)
+
+
+def truncate_middle(text: str, max_chars: int | None) -> str:
+    """``text`` cut to its first and last ``max_chars / 2`` characters when it is longer.
+
+    The cut is marked in place — ``[... N characters omitted ...]`` on a line of its own — so the
+    judge knows the middle is missing rather than judging a silently shortened answer. The head gets
+    the extra character of an odd budget. ``None`` means no limit.
+    """
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    head = (max_chars + 1) // 2
+    tail = max_chars - head
+    omitted = len(text) - max_chars
+    return text[:head] + _OMITTED.format(n=omitted) + (text[-tail:] if tail else "")
 
 
 def fence(text: Any, label: str = "data") -> str:
@@ -122,6 +170,12 @@ class PromptTemplate:
             return tuple(messages)
         except jinja2.UndefinedError as exc:
             raise ConfigurationError(f"template {self.name!r}: {exc.message}") from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise ConfigurationError(
+                f"template {self.name!r} tried something the sandbox forbids: {exc}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise ConfigurationError(f"template {self.name!r} failed to render: {exc}") from None
 
     def __repr__(self) -> str:
         return f"PromptTemplate({self.name!r})"

@@ -1,0 +1,513 @@
+"""Client-side rate limiting: request/token budgets, the server's rate-limit headers, AIMD concurrency.
+
+A judge server's limit is what a training run's reward throughput hits first. Three mechanisms keep a
+client just under it instead of hammering it with retries:
+
+- **Budgets** (``RateLimits(requests_per_minute=..., tokens_per_minute=...)``): token buckets that
+  *reserve* before each attempt. Tokens are estimated before the call (characters / 4 of the messages
+  plus ``max_tokens``) and corrected with the usage the provider returns. A reservation may take the
+  bucket into debt; the caller then sleeps until the debt is paid, so waiting callers are spaced
+  evenly and nobody polls.
+- **Server headers**: every response's ``x-ratelimit-*`` (OpenAI and most compatible gateways) or
+  ``anthropic-ratelimit-*`` headers become a :class:`RateLimitSnapshot` through the provider hook
+  ``HTTPClient.rate_limit_state``. When the server says a budget is exhausted, new attempts wait
+  until enough of it has refilled (linear refill until the reported reset).
+- **AIMD** (``adaptive=True``, the default): 429s halve the client's concurrency limit, successes
+  grow it back by about one per round trip, never above ``max_concurrency``. Decisions are made
+  once per window: only outcomes of requests sent under the current limit count, and only once
+  there are a window's worth of them (at least 16), so a burst of 429s from one window in flight
+  shrinks the limit once, as TCP does per round trip. And when a decrease did not clearly lower
+  the share of 429s (a two-proportion z-test), they are not caused by this client's load (a
+  server shedding at random, other tenants): the limit then holds, and shrinks again only if the
+  share clearly grows. Plain AIMD would collapse to one request in flight under a 30 % random
+  429 rate (see ``benchmarks/``).
+
+Everything is behind the small :class:`RateLimiter` interface so that a budget shared by several
+processes (a Redis backend, say) can replace :class:`LocalRateLimiter` without touching the send
+shell. The clock is injectable (:class:`Clock`), so tests run on a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from .._errors import ConfigurationError
+from .._limits import ConcurrencyLimiter
+from .._types import ChatRequest
+
+__all__ = [
+    "Clock",
+    "LocalRateLimiter",
+    "Permit",
+    "RateLimitSnapshot",
+    "RateLimiter",
+    "RateLimits",
+    "SystemClock",
+    "estimate_tokens",
+    "parse_anthropic_rate_limit_headers",
+    "parse_duration",
+    "parse_openai_rate_limit_headers",
+]
+
+
+# -- clock ---------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Time source of a rate limiter: a monotonic reading in seconds and an async sleep."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> Awaitable[None]: ...
+
+
+class SystemClock:
+    """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+# -- what the server says ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSnapshot:
+    """The server's view of this key's budgets, from one response's headers.
+
+    ``reset_*_s`` is the number of seconds until that budget is fully replenished.
+    Any field may be ``None`` when the server does not report it.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds in a Go-style duration as OpenAI sends it (``"12ms"``, ``"6m0s"``, ``"1h2m3.5s"``).
+
+    A bare number is taken as seconds; anything else unparseable gives ``None``.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    total = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return total if position == len(text) else None
+
+
+def _int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def parse_openai_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitSnapshot | None:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``; ``None`` when none is present."""
+    if (
+        "x-ratelimit-remaining-requests" not in headers
+        and "x-ratelimit-remaining-tokens" not in headers
+    ):
+        return None
+    reset_r = headers.get("x-ratelimit-reset-requests")
+    reset_t = headers.get("x-ratelimit-reset-tokens")
+    return RateLimitSnapshot(
+        limit_requests=_int(headers, "x-ratelimit-limit-requests"),
+        remaining_requests=_int(headers, "x-ratelimit-remaining-requests"),
+        reset_requests_s=parse_duration(reset_r) if reset_r is not None else None,
+        limit_tokens=_int(headers, "x-ratelimit-limit-tokens"),
+        remaining_tokens=_int(headers, "x-ratelimit-remaining-tokens"),
+        reset_tokens_s=parse_duration(reset_t) if reset_t is not None else None,
+    )
+
+
+def _seconds_until(stamp: str | None, now: float) -> float | None:
+    if stamp is None:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def parse_anthropic_rate_limit_headers(
+    headers: Mapping[str, str], *, now: Callable[[], float] = time.time
+) -> RateLimitSnapshot | None:
+    """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset is RFC 3339).
+
+    For providers to return from their ``rate_limit_state`` hook.
+    """
+    prefix = "anthropic-ratelimit-"
+    if prefix + "requests-remaining" not in headers and prefix + "tokens-remaining" not in headers:
+        return None
+    current = now()
+    return RateLimitSnapshot(
+        limit_requests=_int(headers, prefix + "requests-limit"),
+        remaining_requests=_int(headers, prefix + "requests-remaining"),
+        reset_requests_s=_seconds_until(headers.get(prefix + "requests-reset"), current),
+        limit_tokens=_int(headers, prefix + "tokens-limit"),
+        remaining_tokens=_int(headers, prefix + "tokens-remaining"),
+        reset_tokens_s=_seconds_until(headers.get(prefix + "tokens-reset"), current),
+    )
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    """Tokens a request will count against a budget before the server says: chars / 4 + max_tokens."""
+    chars = sum(len(m.content) for m in request.messages)
+    return chars // 4 + 1 + (request.max_tokens or 0)
+
+
+# -- the limiter interface -----------------------------------------------------------------------
+
+
+class Permit:
+    """One attempt's admission: what was reserved, and when (for AIMD's once-per-window rule)."""
+
+    __slots__ = ("epoch", "estimated_tokens", "released")
+
+    def __init__(self, estimated_tokens: int, epoch: int) -> None:
+        self.estimated_tokens = estimated_tokens
+        self.epoch = epoch
+        self.released = False
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What the send shell asks of a rate limiter, once per attempt.
+
+    ``acquire`` waits for the budgets and a concurrency slot; ``release`` frees the slot (exactly
+    once per permit, whatever happened); the other methods report what the attempt found out.
+    A shared backend (e.g. Redis) implements the same five calls.
+    """
+
+    estimates_tokens: bool
+    """Whether ``acquire`` needs a token estimate (only then does the shell compute one)."""
+
+    async def acquire(self, estimated_tokens: int = 0) -> Permit: ...
+
+    def release(self, permit: Permit) -> None: ...
+
+    def correct(self, permit: Permit, actual_tokens: int) -> None: ...
+
+    def on_rate_limited(self, permit: Permit, retry_after: float | None) -> None: ...
+
+    def on_success(self, permit: Permit) -> None: ...
+
+    def observe(self, permit: Permit, snapshot: RateLimitSnapshot) -> None: ...
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """How a client paces itself; pass as ``limits=`` to any client.
+
+    - ``requests_per_minute`` / ``tokens_per_minute``: budgets of *this process* (see the README's
+      "Throughput" section for sizing them per process in multi-GPU runs). ``None``: unlimited.
+    - ``adaptive``: AIMD on the concurrency limit — halve (``decrease``) on a 429, grow back by about
+      one per round trip after successes, between ``min_concurrency`` and ``max_concurrency``.
+    - ``respect_headers``: pause new attempts when the server's rate-limit headers say a budget is
+      exhausted.
+    - ``burst_s``: how many seconds of budget may be spent at once after an idle spell.
+    - ``clock``: time source (tests pass a fake one).
+    """
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    adaptive: bool = True
+    respect_headers: bool = True
+    decrease: float = 0.5
+    min_concurrency: int = 1
+    burst_s: float = 1.0
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigurationError(f"RateLimits: {name} must be a number > 0 or None")
+        if not (0.0 < self.decrease < 1.0):
+            raise ConfigurationError("RateLimits: decrease must be in (0, 1)")
+        if not isinstance(self.min_concurrency, int) or self.min_concurrency < 1:
+            raise ConfigurationError("RateLimits: min_concurrency must be an int >= 1")
+        if not (self.burst_s > 0 and math.isfinite(self.burst_s)):
+            raise ConfigurationError("RateLimits: burst_s must be > 0 seconds")
+
+    def make_limiter(self, concurrency: ConcurrencyLimiter) -> RateLimiter:
+        """The limiter for one client (the in-process one; a shared backend plugs in here)."""
+        return LocalRateLimiter(self, concurrency)
+
+
+_MIN_SAMPLE = 16  # outcomes (at least a window's worth) before AIMD judges a window
+_STALE_WINDOWS = 50  # after this many windows' worth of outcomes, forget the last judgement
+
+
+class _Bucket:
+    """A token bucket that may go into debt: ``take`` returns how long the taker must wait."""
+
+    __slots__ = ("capacity", "level", "rate", "stamp")
+
+    def __init__(self, per_minute: float, burst_s: float, now: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.level = self.capacity
+        self.stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def take(self, amount: float, now: float) -> float:
+        self._refill(now)
+        self.level -= amount
+        return 0.0 if self.level >= 0 else -self.level / self.rate
+
+    def give(self, amount: float, now: float) -> None:
+        self._refill(now)
+        self.level = min(self.capacity, self.level + amount)
+
+
+class LocalRateLimiter:
+    """The in-process :class:`RateLimiter`: buckets, header pauses and AIMD for one client.
+
+    Shared by every event loop and thread using the client (state under a lock; each caller sleeps
+    on its own loop).
+    """
+
+    def __init__(self, limits: RateLimits, concurrency: ConcurrencyLimiter) -> None:
+        self.limits = limits
+        self.clock: Clock = limits.clock or SystemClock()
+        self._concurrency = concurrency
+        self._max = concurrency.limit
+        self._window = float(self._max)
+        self._epoch = 0
+        self._attempts = 0  # outcomes of requests sent under the current window
+        self._rejected = 0
+        self._last_sample: tuple[int, int] | None = None  # (rejected, outcomes) last judged
+        self._last_window = self._window
+        self._last_action: str | None = None
+        self._lock = threading.Lock()
+        now = self.clock.monotonic()
+        self._requests = (
+            _Bucket(limits.requests_per_minute, limits.burst_s, now)
+            if limits.requests_per_minute
+            else None
+        )
+        self._tokens = (
+            _Bucket(limits.tokens_per_minute, limits.burst_s, now)
+            if limits.tokens_per_minute
+            else None
+        )
+        self._paused_until = -math.inf
+        self.estimates_tokens = self._tokens is not None
+        self._paced = self._requests is not None or self._tokens is not None
+
+    @property
+    def concurrency(self) -> int:
+        """The current (adaptive) concurrency limit."""
+        return self._concurrency.limit
+
+    async def acquire(self, estimated_tokens: int = 0) -> Permit:
+        if self._paced or self._paused_until > -math.inf:
+            await self._wait_for_budget(estimated_tokens)
+        await self._concurrency.acquire()
+        # The epoch is read once the request may go out: it is sent under the current window.
+        return Permit(estimated_tokens if self._tokens is not None else 0, self._epoch)
+
+    async def _wait_for_budget(self, estimated_tokens: int) -> None:
+        with self._lock:
+            now = self.clock.monotonic()
+            wait = max(0.0, self._paused_until - now)
+            if wait == 0.0:
+                self._paused_until = -math.inf  # back on the fast path
+            if self._requests is not None:
+                wait = max(wait, self._requests.take(1.0, now))
+            if self._tokens is not None:
+                wait = max(wait, self._tokens.take(float(estimated_tokens), now))
+        if wait > 0:
+            try:
+                await self.clock.sleep(wait)
+            except BaseException:  # cancelled while waiting: give the reservation back
+                with self._lock:
+                    now = self.clock.monotonic()
+                    if self._requests is not None:
+                        self._requests.give(1.0, now)
+                    if self._tokens is not None:
+                        self._tokens.give(float(estimated_tokens), now)
+                raise
+
+    def release(self, permit: Permit) -> None:
+        if not permit.released:
+            permit.released = True
+            self._concurrency.release()
+
+    def correct(self, permit: Permit, actual_tokens: int) -> None:
+        if self._tokens is None or actual_tokens == permit.estimated_tokens:
+            return
+        with self._lock:
+            delta = permit.estimated_tokens - actual_tokens
+            now = self.clock.monotonic()
+            if delta > 0:
+                self._tokens.give(float(delta), now)
+            else:
+                self._tokens.take(float(-delta), now)
+            permit.estimated_tokens = actual_tokens
+
+    def on_rate_limited(self, permit: Permit, retry_after: float | None) -> None:
+        if not self.limits.adaptive:
+            return
+        with self._lock:
+            if permit.epoch != self._epoch:
+                return  # sent under an earlier window: that window was already answered
+            self._attempts += 1
+            self._rejected += 1
+            if self._attempts < max(_MIN_SAMPLE, int(self._window)):
+                return  # not enough evidence in this window yet
+            sample = (self._rejected, self._attempts)
+            last = self._last_sample
+            if self._attempts >= _STALE_WINDOWS * max(_MIN_SAMPLE, int(self._window)):
+                last = None  # a long calm since the last judgement: start afresh
+            if last is None:
+                shrink = True  # the first window with 429s
+            elif self._last_action == "decrease":
+                # Did the decrease act like relief of *our* load (the server kept accepting as
+                # many per round trip) or did the share of 429s stay put (they are not ours)?
+                shrink = _load_dependent(last, self._last_window, sample, self._window)
+            else:  # after a hold: shrink only if the share of 429s clearly grew
+                shrink = _share_drop(sample, last) > 2.0
+            self._epoch += 1
+            self._attempts = self._rejected = 0
+            if (
+                shrink
+                or self._last_action != "hold"
+                or last is None
+                or _share_drop(last, sample) > 3
+            ):
+                # A hold keeps the sample it started from (unless the share clearly fell): a
+                # share creeping up window by window must still count as "clearly grown".
+                self._last_sample = sample
+                self._last_window = self._window
+            self._last_action = "decrease" if shrink else "hold"
+            if shrink:
+                self._window = max(
+                    float(self.limits.min_concurrency), self._window * self.limits.decrease
+                )
+                self._concurrency.set_limit(int(self._window))
+
+    def on_success(self, permit: Permit) -> None:
+        if not self.limits.adaptive:
+            return
+        with self._lock:
+            if permit.epoch == self._epoch:
+                self._attempts += 1
+            if self._window >= self._max:
+                return
+            old = int(self._window)
+            self._window = min(float(self._max), self._window + 1.0 / self._window)
+            if int(self._window) != old:
+                self._concurrency.set_limit(int(self._window))
+
+    def observe(self, permit: Permit, snapshot: RateLimitSnapshot) -> None:
+        if not self.limits.respect_headers:
+            return
+        wait = max(
+            _refill_wait(
+                snapshot.remaining_requests, snapshot.limit_requests, snapshot.reset_requests_s, 1
+            ),
+            _refill_wait(
+                snapshot.remaining_tokens,
+                snapshot.limit_tokens,
+                snapshot.reset_tokens_s,
+                max(1, permit.estimated_tokens),
+            ),
+        )
+        if wait > 0:
+            with self._lock:
+                self._paused_until = max(self._paused_until, self.clock.monotonic() + wait)
+
+    def __repr__(self) -> str:
+        return f"LocalRateLimiter({self.limits!r}, concurrency={self.concurrency})"
+
+
+def _share_drop(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many standard errors the share of 429s fell from ``before`` to ``after``
+    (two-proportion z statistic; each sample is (rejected, outcomes))."""
+    (r1, n1), (r2, n2) = before, after
+    pooled = (r1 + r2) / (n1 + n2)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    drop = r1 / n1 - r2 / n2
+    if spread == 0:
+        return math.inf if drop > 0 else (-math.inf if drop < 0 else 0.0)
+    return drop / spread
+
+
+def _load_dependent(
+    before: tuple[int, int], window_before: float, after: tuple[int, int], window_after: float
+) -> bool:
+    """Whether the share of 429s after a decrease fits "the server accepts a fixed number per
+    round trip" (429s are our excess load) better than "the share is unchanged" (429s come
+    regardless of our load): a likelihood ratio of the two hypotheses for the ``after`` sample."""
+    (r1, n1), (r2, n2) = before, after
+    share = r1 / n1
+    unchanged = min(0.99, max(0.01, share))
+    relieved = min(0.99, max(0.01, 1.0 - (1.0 - share) * window_before / window_after))
+
+    def loglik(p: float) -> float:
+        return r2 * math.log(p) + (n2 - r2) * math.log(1.0 - p)
+
+    return loglik(relieved) > loglik(unchanged)
+
+
+def _refill_wait(
+    remaining: int | None, limit: int | None, reset_s: float | None, needed: int
+) -> float:
+    """Seconds until ``needed`` units are back, refilling linearly to ``limit`` at ``reset_s``."""
+    if remaining is None or reset_s is None or remaining >= needed:
+        return 0.0
+    if limit is None or limit <= remaining:
+        return reset_s
+    rate = (limit - remaining) / reset_s if reset_s > 0 else math.inf
+    return min(reset_s, (needed - remaining) / rate)

@@ -1,0 +1,203 @@
+"""Anthropic's Messages API (``POST /v1/messages``), without the vendor SDK.
+
+Structured output is selectable (``structured_output=``) because not every Claude model has the
+native form:
+
+- ``"json_schema"`` (default) — ``output_config: {"format": {"type": "json_schema", "schema": S}}``;
+  the JSON comes back in a text block (Claude 4.5 and later; GA, no beta header).
+- ``"tool"`` — one tool whose ``input_schema`` is the verdict schema, forced with
+  ``tool_choice: {"type": "tool", "name": ...}``; the tool input is returned as the response text
+  (``json.dumps``), so judges parse it like any other answer. Works on older models too.
+- ``"none"`` — the schema is only in the prompt.
+
+Anthropic has no logprobs, no seed and no ``n``: the client says so in its capabilities, and judges
+choose a sampling-free strategy. ``max_tokens`` is required by the API, so a request without one is
+sent with ``default_max_tokens``. ``thinking`` blocks are skipped; ``stop_reason: refusal`` becomes
+``finish_reason="refusal"`` (the judge raises :class:`~rftjudge.RefusalError`), ``max_tokens`` becomes
+``"length"`` (:class:`~rftjudge.TruncatedError`). Overloaded (529) is a ServerError and is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .._errors import ConfigurationError, HTTPStatusError, QuotaExceededError
+from .._types import ChatRequest, ChatResponse, Usage
+from ._messages import rejects_temperature, split_system
+from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
+from ._secrets import SecretField
+from .base import Capabilities, HTTPClient, _openai_style_error
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicClient", "AnthropicStructuredOutput"]
+
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+AnthropicStructuredOutput = Literal["json_schema", "tool", "none"]
+_MODES = ("json_schema", "tool", "none")
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "refusal",
+    "tool_use": "tool_use",
+}
+
+
+class AnthropicClient(HTTPClient):
+    """Client for Anthropic's Messages API.
+
+    ``api_key`` falls back to ``ANTHROPIC_API_KEY``; ``base_url`` to ``ANTHROPIC_BASE_URL``, then
+    ``https://api.anthropic.com``. A key is required for Anthropic's own host only (a proxy given as
+    ``base_url`` may authenticate otherwise).
+
+    ``send_temperature``: ``None`` (default) omits ``temperature`` for models known to reject it
+    (Opus 4.7 and later — unconfirmed, see :func:`~rftjudge.clients._messages.rejects_temperature`)
+    and sends it otherwise; ``True``/``False`` force either.
+
+    Other keyword arguments are :class:`~rftjudge.HTTPClient`'s: ``max_concurrency``, ``timeout``,
+    ``max_retries``, ``retry_policy``, ``headers``, ``http_client``, ``transport``, ``capabilities`` and
+    the throughput options (``limits``, ``cache``, ...).
+    """
+
+    provider = "anthropic"
+    _api_key = SecretField()  # stored as a SecretStr; the auth header is added per request
+    request_id_header = "request-id"
+
+    def __init__(
+        self,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        structured_output: AnthropicStructuredOutput = "json_schema",
+        send_temperature: bool | None = None,
+        default_max_tokens: int = 1024,
+        anthropic_version: str = ANTHROPIC_VERSION,
+        **http_options: Any,
+    ) -> None:
+        if structured_output not in _MODES:
+            raise ConfigurationError(
+                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
+            )
+        if not isinstance(default_max_tokens, int) or default_max_tokens < 1:
+            raise ConfigurationError(
+                f"default_max_tokens must be a positive int (the API requires max_tokens); "
+                f"got {default_max_tokens!r}"
+            )
+        explicit_url = base_url or os.environ.get("ANTHROPIC_BASE_URL")
+        key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
+        if not key and not explicit_url:
+            raise ConfigurationError(
+                "AnthropicClient needs an API key: set the ANTHROPIC_API_KEY environment variable "
+                "or pass AnthropicClient(api_key=...)."
+            )
+        self._api_key = key or None
+        self.structured_output: AnthropicStructuredOutput = structured_output
+        self.send_temperature = (
+            not rejects_temperature(model) if send_temperature is None else send_temperature
+        )
+        self.default_max_tokens = default_max_tokens
+        super().__init__(
+            model,
+            base_url=explicit_url or ANTHROPIC_BASE_URL,
+            **http_options,
+        )
+        self._url = f"{self.base_url}/v1/messages"
+        self._headers = {"anthropic-version": anthropic_version}
+
+    def default_capabilities(self) -> Capabilities:
+        return Capabilities(
+            structured_output=self.structured_output != "none", logprobs=False, max_top_logprobs=0
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+    def rate_limit_state(self, headers: Mapping[str, str]) -> RateLimitSnapshot | None:
+        return parse_anthropic_rate_limit_headers(headers)
+
+    def build_request(self, request: ChatRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
+        key = self._api_key
+        headers = {**self._headers, "x-api-key": key} if key else self._headers
+        return self._url, headers, build_messages_body(self, request)
+
+    def parse_response(self, body: Any, headers: Mapping[str, str]) -> ChatResponse:
+        return parse_messages_response(body, request_id=headers.get(self.request_id_header))
+
+    def error_from_response(
+        self, status: int, body: Any, text: str, headers: Mapping[str, str]
+    ) -> HTTPStatusError:
+        # {"type": "error", "error": {"type": "overloaded_error", "message": ...}, "request_id": ...}
+        message, code = _openai_style_error(body, text)
+        # 402 billing_error: the account is out of credit — waiting will not help.
+        cls = QuotaExceededError if status == 402 or code == "billing_error" else None
+        error = self.make_status_error(status, message, code, text, headers, cls=cls)
+        if error.request_id is None and isinstance(body, dict) and body.get("request_id"):
+            error.request_id = str(body["request_id"])
+        return error
+
+
+def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[str, Any]:
+    """The Messages API body for ``request`` (pure)."""
+    system, turns = split_system(request.messages)
+    body: dict[str, Any] = {
+        "model": client.model,
+        "max_tokens": request.max_tokens or client.default_max_tokens,
+        "messages": [{"role": role, "content": text} for role, text in turns],
+    }
+    if system:
+        body["system"] = system
+    if request.temperature is not None and client.send_temperature:
+        body["temperature"] = request.temperature
+    schema = request.output_schema
+    if schema is not None and client.structured_output == "json_schema":
+        body["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
+    elif schema is not None and client.structured_output == "tool":
+        body["tools"] = [
+            {
+                "name": request.schema_name,
+                "description": "Record your verdict. Call this tool exactly once.",
+                "input_schema": dict(schema),
+            }
+        ]
+        body["tool_choice"] = {"type": "tool", "name": request.schema_name}
+    return body
+
+
+def parse_messages_response(body: Any, *, request_id: str | None = None) -> ChatResponse:
+    """A ChatResponse from a Messages API body (pure): text blocks joined, thinking skipped, a
+    forced tool's input returned as JSON text."""
+    texts: list[str] = []
+    tool_input: Any = None
+    for block in body["content"]:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind == "tool_use" and tool_input is None:
+            tool_input = block.get("input")
+        # thinking / redacted_thinking / server tool blocks carry no verdict
+    stop = body.get("stop_reason")
+    refusal = None
+    if stop == "refusal":
+        details = body.get("stop_details") or {}
+        refusal = str(details.get("explanation") or details.get("category") or "refusal")
+    usage = body.get("usage") or {}
+    return ChatResponse(
+        text=json.dumps(tool_input, ensure_ascii=False)
+        if tool_input is not None
+        else "".join(texts),
+        finish_reason=_STOP.get(stop or "", stop),
+        usage=Usage(
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            requests=1,
+        ),
+        refusal=refusal,
+        request_id=request_id,
+        model=body.get("model"),
+    )

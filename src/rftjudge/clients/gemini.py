@@ -1,0 +1,260 @@
+"""Google's Gemini API (``POST {base}/models/{model}:generateContent``), without the vendor SDK.
+
+Structured output is ``responseMimeType: application/json`` + ``responseJsonSchema`` (plain JSON
+Schema; the older ``responseSchema`` takes an OpenAPI subset). Parts with ``thought: true`` are the
+model's reasoning and are skipped. A blocked prompt comes back with no candidates and a
+``promptFeedback.blockReason``: it is returned as ``finish_reason="content_filter"`` with the reason
+in ``refusal``, so the judge raises :class:`~rftjudge.RefusalError` instead of a parse failure.
+
+Logprobs (``responseLogprobs`` + ``logprobs``) are rejected by most 2.5+ models with a 400, so they
+are opt-in: ``GeminiClient(logprobs=True)`` advertises them to judges.
+
+Errors are ``{"error": {code, message, status, details}}``. A 429 may carry
+``google.rpc.RetryInfo.retryDelay`` (``"12s"``), which becomes the error's ``retry_after`` (honoured by
+the retry policy); a 429 whose ``QuotaFailure`` names a per-day quota is a
+:class:`~rftjudge.QuotaExceededError` and is not retried; a 400 ``API_KEY_INVALID`` is an
+:class:`~rftjudge.AuthenticationError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+from .._errors import AuthenticationError, ConfigurationError, HTTPStatusError, QuotaExceededError
+from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from ._messages import split_system
+from ._secrets import SecretField
+from .base import Capabilities, HTTPClient
+
+__all__ = ["GeminiClient", "GeminiStructuredOutput", "parse_retry_delay"]
+
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+GeminiStructuredOutput = Literal["json_schema", "json", "none"]
+_MODES = ("json_schema", "json", "none")
+_MAX_TOP_LOGPROBS = 20
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+_FILTERED = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+)
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length", **{k: "content_filter" for k in _FILTERED}}
+
+
+class GeminiClient(HTTPClient):
+    """Client for the Gemini API (Google AI Studio keys).
+
+    ``api_key`` falls back to ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``; it is sent in the
+    ``x-goog-api-key`` header (never in the URL, where proxies log it). ``base_url`` replaces
+    ``https://generativelanguage.googleapis.com/v1beta``; with it, a key is optional.
+
+    ``thinking_budget`` (2.5 models: ``0`` turns thinking off where allowed, ``-1`` dynamic) and
+    ``thinking_level`` (Gemini 3) go into ``thinkingConfig``; set one of them for judges, because
+    thinking tokens count against ``max_tokens`` and can leave no room for the verdict.
+
+    Other keyword arguments are :class:`~rftjudge.HTTPClient`'s (``max_concurrency``, ``timeout``,
+    ``max_retries``, ``retry_policy``, ``headers``, ``http_client``, ``transport``, ``capabilities``,
+    the throughput options).
+    """
+
+    provider = "gemini"
+    _api_key = SecretField()  # stored as a SecretStr; the auth header is added per request
+
+    def __init__(
+        self,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        structured_output: GeminiStructuredOutput = "json_schema",
+        logprobs: bool = False,
+        thinking_budget: int | None = None,
+        thinking_level: str | None = None,
+        **http_options: Any,
+    ) -> None:
+        if structured_output not in _MODES:
+            raise ConfigurationError(
+                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
+            )
+        if thinking_budget is not None and thinking_level is not None:
+            raise ConfigurationError("pass thinking_budget or thinking_level, not both")
+        key = api_key
+        if key is None:
+            key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+        if not key and not base_url:
+            raise ConfigurationError(
+                "GeminiClient needs an API key: set the GEMINI_API_KEY (or GOOGLE_API_KEY) "
+                "environment variable or pass GeminiClient(api_key=...)."
+            )
+        self._api_key = key or None
+        self.structured_output: GeminiStructuredOutput = structured_output
+        self.logprobs = bool(logprobs)
+        self.thinking_budget = thinking_budget
+        self.thinking_level = thinking_level
+        super().__init__(
+            model,
+            base_url=base_url or GEMINI_BASE_URL,
+            **http_options,
+        )
+        # "gemini-2.5-flash", "models/gemini-2.5-flash" and "tunedModels/x" name the same kind of
+        # resource; a bare id lives under models/.
+        resource = model if "/" in model else f"models/{model}"
+        self._url = f"{self.base_url}/{quote(resource, safe='/')}:generateContent"
+
+    def default_capabilities(self) -> Capabilities:
+        return Capabilities(
+            structured_output=self.structured_output != "none",
+            logprobs=self.logprobs,
+            max_top_logprobs=_MAX_TOP_LOGPROBS if self.logprobs else 0,
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
+    def build_request(self, request: ChatRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
+        system, turns = split_system(request.messages)
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if role == "assistant" else "user", "parts": [{"text": text}]}
+                for role, text in turns
+            ]
+        }
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        config: dict[str, Any] = {}
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            config["maxOutputTokens"] = request.max_tokens
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if request.output_schema is not None and self.structured_output != "none":
+            config["responseMimeType"] = "application/json"
+            if self.structured_output == "json_schema":
+                config["responseJsonSchema"] = dict(request.output_schema)
+        if request.logprobs:
+            config["responseLogprobs"] = True
+            if request.top_logprobs:
+                config["logprobs"] = min(request.top_logprobs, _MAX_TOP_LOGPROBS)
+        if self.thinking_budget is not None:
+            config["thinkingConfig"] = {"thinkingBudget": self.thinking_budget}
+        elif self.thinking_level is not None:
+            config["thinkingConfig"] = {"thinkingLevel": self.thinking_level}
+        if config:
+            body["generationConfig"] = config
+        key = self._api_key
+        return self._url, ({"x-goog-api-key": key} if key else {}), body
+
+    def parse_response(self, body: Any, headers: Mapping[str, str]) -> ChatResponse:
+        usage = _usage(body.get("usageMetadata") or {})
+        candidates = body.get("candidates") or []
+        if not candidates:
+            feedback = body.get("promptFeedback") or {}
+            reason = feedback.get("blockReason")
+            if reason is None:
+                raise ValueError("no candidates and no promptFeedback.blockReason")
+            message = feedback.get("blockReasonMessage") or ""
+            return ChatResponse(
+                text="",
+                finish_reason="content_filter",
+                usage=usage,
+                refusal=f"prompt blocked ({reason}){': ' + message if message else ''}",
+                request_id=body.get("responseId"),
+                model=body.get("modelVersion"),
+            )
+        candidate = candidates[0]
+        parts = (candidate.get("content") or {}).get("parts") or []
+        text = "".join(
+            str(part["text"]) for part in parts if "text" in part and not part.get("thought")
+        )
+        finish = candidate.get("finishReason")
+        return ChatResponse(
+            text=text,
+            finish_reason=_FINISH.get(finish or "", finish.lower() if finish else None),
+            usage=usage,
+            logprobs=_parse_logprobs(candidate.get("logprobsResult")),
+            request_id=body.get("responseId"),
+            model=body.get("modelVersion"),
+        )
+
+    def error_from_response(
+        self, status: int, body: Any, text: str, headers: Mapping[str, str]
+    ) -> HTTPStatusError:
+        err = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(err, dict):
+            return super().error_from_response(status, body, text, headers)
+        message = str(err.get("message") or err.get("status") or text[:200])
+        code = str(err["status"]) if err.get("status") else None
+        details = [d for d in err.get("details") or () if isinstance(d, dict)]
+        cls: type[HTTPStatusError] | None = None
+        if any(
+            _detail_type(d) == "ErrorInfo" and d.get("reason") == "API_KEY_INVALID" for d in details
+        ):
+            cls = AuthenticationError  # Gemini answers a bad key with 400 INVALID_ARGUMENT
+        elif status == 429 and _daily_quota(details):
+            cls = QuotaExceededError
+        error = self.make_status_error(status, message, code, text, headers, cls=cls)
+        for detail in details:
+            if _detail_type(detail) == "RetryInfo":
+                delay = parse_retry_delay(detail.get("retryDelay"))
+                if delay is not None:
+                    error.retry_after = delay
+        return error
+
+
+def parse_retry_delay(value: Any) -> float | None:
+    """Seconds from a protobuf Duration in JSON form (``"12s"``, ``"0.5s"``), else None."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value)
+    return float(match.group(1)) if match else None
+
+
+def _detail_type(detail: Mapping[str, Any]) -> str:
+    # "@type": "type.googleapis.com/google.rpc.RetryInfo" → "RetryInfo"
+    return str(detail.get("@type") or "").rsplit(".", 1)[-1]
+
+
+def _daily_quota(details: list[dict[str, Any]]) -> bool:
+    for detail in details:
+        if _detail_type(detail) != "QuotaFailure":
+            continue
+        for violation in detail.get("violations") or ():
+            if "PerDay" in str(violation.get("quotaId") or ""):
+                return True
+    return False
+
+
+def _usage(meta: Mapping[str, Any]) -> Usage:
+    # Thinking tokens are billed as output: count them with the answer.
+    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
+    return Usage(
+        input_tokens=int(meta.get("promptTokenCount") or 0), output_tokens=output, requests=1
+    )
+
+
+def _parse_logprobs(data: Any) -> tuple[TokenLogprob, ...] | None:
+    """``logprobsResult`` → TokenLogprobs: ``chosenCandidates[i]`` with ``topCandidates[i]``."""
+    if not isinstance(data, dict):
+        return None
+    chosen = data.get("chosenCandidates")
+    if not isinstance(chosen, list):
+        return None
+    tops = data.get("topCandidates") or []
+    result = []
+    for i, item in enumerate(chosen):
+        top = (tops[i].get("candidates") or []) if i < len(tops) else []
+        result.append(
+            TokenLogprob(
+                token=str(item.get("token", "")),
+                logprob=float(item.get("logProbability", float("-inf"))),
+                top=tuple(
+                    (str(t.get("token", "")), float(t.get("logProbability", float("-inf"))))
+                    for t in top
+                ),
+            )
+        )
+    return tuple(result)

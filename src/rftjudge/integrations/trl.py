@@ -1,0 +1,77 @@
+"""TRL extras: a synchronous reward function for trainers that never await.
+
+``judge.as_reward_func()`` is an ``async def``, which ``GRPOTrainer`` and ``RLOOTrainer`` run
+concurrently on their event loop. Some trainers only call plain functions — TRL's (experimental)
+Online DPO among them, with ``prompts=2*prompts`` and ``trainer_state`` only — and would get an
+un-awaited coroutine back. :func:`sync_reward_func` wraps the same function so that each call blocks
+until the batch is judged; the judge calls still run concurrently, on rftjudge's portal loop
+(:mod:`rftjudge._sync`), so the wrapper also works from a thread that is running its own loop.
+
+This module imports nothing from TRL.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from .._errors import ConfigurationError
+from .._sync import run_sync
+
+__all__ = ["SyncRewardFunc", "sync_reward_func"]
+
+T = TypeVar("T")
+
+
+class SyncRewardFunc(Protocol):
+    __name__: str
+
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]: ...
+
+
+def sync_reward_func(
+    judge_or_func: Any,
+    *,
+    name: str | None = None,
+    reference_column: str = "reference",
+) -> SyncRewardFunc:
+    """A plain (synchronous) TRL reward function.
+
+    ``judge_or_func`` is a judge (its ``as_reward_func(name=, reference_column=)`` is wrapped) or an
+    async reward function already built, e.g. ``preference_judge.as_reward_func(mode="group")``.
+    The function keeps the async one's ``__name__``, so TRL logs it under the same name.
+    """
+    if callable(getattr(judge_or_func, "as_reward_func", None)):
+        async_func: Callable[..., Awaitable[list[float | None]]] = judge_or_func.as_reward_func(
+            name=name, reference_column=reference_column
+        )
+    elif callable(judge_or_func) and _is_async(judge_or_func):
+        async_func = judge_or_func
+    else:
+        raise ConfigurationError(
+            "sync_reward_func needs a judge or an async reward function (judge.as_reward_func()); "
+            f"got {type(judge_or_func).__name__}"
+        )
+    func_name = name or getattr(async_func, "__name__", None) or "judge"
+
+    def reward_func(
+        prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        return run_sync(_awaited(async_func(prompts=prompts, completions=completions, **kwargs)))
+
+    reward_func.__name__ = func_name
+    reward_func.__qualname__ = func_name
+    reward_func.__doc__ = f"rftjudge reward function {func_name!r} (TRL signature, synchronous)."
+    return reward_func
+
+
+def _is_async(func: Any) -> bool:
+    call = getattr(func, "__call__", None)  # noqa: B004 - instances with an async __call__
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -1,0 +1,741 @@
+"""Listwise judging: all completions of a prompt scored in one request, relative to each other.
+
+GRPO learns from the differences *inside* a group, so a judge that sees the whole group can grade
+on exactly that axis, at one request per group instead of one per completion (or two per pair).
+Group scoring in one call exists elsewhere (ART's RULER); this judge is built around its failure
+modes:
+
+- **Mapped by id, never by position.** Each distinct completion is fenced under an opaque id (a
+  digest of its text); the answer must hold exactly one score per id, which is validated — a
+  missing, duplicated or unknown id is re-asked (``max_reasks``) with the validation error, and an
+  answer that never validates fails its request, never shifts scores onto the wrong completions.
+- **Position bias averaged out.** ``permutations=k`` asks k presentation orders concurrently:
+  cyclic shifts of one content-seeded shuffle, spaced evenly (a Latin square when k = G), so a
+  completion is shown at k different positions and a first-position bonus is shared out instead of
+  going to whoever came first. The scores are averaged (``aggregate="mean"``) or fitted with a
+  per-position effect and removed (``aggregate="debiased"``: ``score = quality + position effect
+  + request effect``, least squares with a ridge on the effects). The *order sensitivity* — the
+  mean spread of a completion's score across orders, on the [0, 1] reward scale — is reported per
+  step (``order_sensitivity``): it measures how much the judge's verdicts depend on order at all.
+- **Failures abstain explicitly.** An order whose request fails for good is dropped (counted in
+  ``failed_order_rate``); when every order failed, every completion of the group gets the error
+  (TRL then leaves the group out) — no completion is ever declared the winner by default.
+- **Identical completions are judged once**; content-free non-answers are scored 0 by the guard
+  without being shown to the judge.
+- **Groups larger than ``chunk_size``** (default 8) are split per order into windows of
+  ``chunk_size`` consecutive completions of that order, each window starting ``chunk_size −
+  overlap`` after the previous one (``overlap = max(1, chunk_size // 4)``), the last ending at the
+  last completion. Overlapping windows tie the windows' scales together: the fit's request effect
+  absorbs each window's offset. With ``max_prompt_chars`` the window is shrunk until the rendered
+  prompt fits; when not even two completions fit, the group fails with a clear error (kind
+  ``"context"``) — nothing is ever silently cut (inputs beyond ``max_input_chars`` are shortened
+  with a visible marker, as in every judge).
+
+Scores: integers on ``scale`` (default 0–10), or letters A, B, ... (``alphabet="letters"``, one
+token per label: exact distributions stay exact on wide scales). With logprobs, each score is the
+expected value over the valid labels at its position in the answer (``scoring="expected"``, the
+default when the client has logprobs); where the client can prefill and constrain
+(``Capabilities.prefill_choice``) the distribution is read exactly (``exact=``): one extra one-token
+request per completion and order, sharing the answer's prefix. Every fallback is counted.
+
+The reward is the fitted score mapped to [0, 1]. Prompt layout: everything the orders of a group
+share (instructions, prompt, reference, criteria) comes first and the candidates last, and the
+orders of a group are sent together, so a server with prefix caching computes the shared part once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from .._errors import ConfigurationError, JudgeError, ParseError, TruncatedError, VerdictError
+from .._types import ChatResponse, Message, Usage
+from ..clients.base import Client
+from ..guards import Guard
+from ..parsing import distribution_at, score_distribution, token_index_at
+from ..rewards import RewardFunc, as_text
+from ..templates import PromptTemplate
+from ._bradley_terry import solve_spd
+from ._exact import ExactReader, letter_labels
+from ._group import GroupInfo, GroupReward, group_metrics, mean, seeded_order
+from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
+from .rubric import Criterion, Scale, ScaleSpec, check_criteria
+
+__all__ = ["ListwiseJudge", "ListwiseResult"]
+
+logger = logging.getLogger("rftjudge")
+
+Aggregate = Literal["mean", "debiased"]
+Alphabet = Literal["digits", "letters"]
+_ID_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: ids are read by a model
+_ENTRY = re.compile(r'\{\s*"id"\s*:\s*"(?P<id>[^"\\]*)"\s*,\s*"score"\s*:\s*"?')
+
+
+class ListwiseResult(BaseModel):
+    """A single response scored on its own (``ajudge``): ``score`` in [0, 1], the raw score of each
+    order asked, the judge's rationale and the usage."""
+
+    score: float
+    raw_scores: tuple[float, ...] = ()
+    rationale: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class _ContextError(VerdictError):
+    """Not even two completions fit into ``max_prompt_chars``: the group fails, explicitly."""
+
+    @property
+    def kind(self) -> str:
+        return "context"
+
+
+@dataclass
+class _Request:
+    """One request of one order: the completions it shows (as unique indices), in shown order."""
+
+    order: int
+    items: list[int]
+
+
+@dataclass
+class _Answer:
+    """What one request returned: a value per shown item (by unique index)."""
+
+    values: dict[int, float]
+    rationale: str
+    usage: Usage
+    reasks: int
+    exact_reads: int = 0
+    exact_fallbacks: int = 0
+
+
+@dataclass
+class _Outcome:
+    """Scores of a group's distinct completions (None: not scored), with how they were made."""
+
+    scores: list[float | None]
+    error: BaseException | None
+    rationale: str
+    raw: list[list[float]] = field(default_factory=list)
+    info_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class ListwiseJudge(BaseJudge[ListwiseResult]):
+    """Score all completions of a prompt relative to each other (see the module docstring).
+
+    ``criteria`` (optional) name what "better" means; ``scale`` is the integer score range (default
+    0–10); ``permutations`` how many presentation orders to ask and combine (default 3);
+    ``aggregate`` how (``"mean"`` or ``"debiased"``); ``chunk_size`` the most completions per
+    request; ``max_prompt_chars`` an optional budget for a rendered request. ``template`` replaces
+    the bundled ``prompts/listwise.j2``.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        criteria: Sequence[Criterion] | None = None,
+        scale: ScaleSpec = (0, 10),
+        permutations: int = 3,
+        on_error: OnError = "abstain",
+        *,
+        template: str | Path | None = None,
+        aggregate: Aggregate = "debiased",
+        alphabet: Alphabet = "digits",
+        chunk_size: int = 8,
+        max_prompt_chars: int | None = None,
+        scoring: Literal["auto", "expected", "sampled"] = "auto",
+        exact: bool | None = None,
+        ridge: float = 1.0,
+        max_reasks: int = 1,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 2048,
+        seed: int | None = None,
+        name: str | None = None,
+        guard: Guard | bool | None = True,
+        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
+        batch_deadline: float | None = None,
+    ) -> None:
+        self.criteria = check_criteria(criteria) if criteria else ()
+        self.scale = Scale.parse(scale)
+        if self.scale.binary:
+            raise ConfigurationError("a listwise judge needs an integer scale, not pass/fail")
+        if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+            raise ConfigurationError(f"permutations must be an int >= 1; got {permutations!r}")
+        if aggregate not in ("mean", "debiased"):
+            raise ConfigurationError(f'aggregate must be "mean" or "debiased"; got {aggregate!r}')
+        if alphabet not in ("digits", "letters"):
+            raise ConfigurationError(f'alphabet must be "digits" or "letters"; got {alphabet!r}')
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 2:
+            raise ConfigurationError(f"chunk_size must be an int >= 2; got {chunk_size!r}")
+        if max_prompt_chars is not None and (
+            isinstance(max_prompt_chars, bool)
+            or not isinstance(max_prompt_chars, int)
+            or max_prompt_chars < 1
+        ):
+            raise ConfigurationError(
+                f"max_prompt_chars must be an int > 0; got {max_prompt_chars!r}"
+            )
+        if scoring not in ("auto", "expected", "sampled"):
+            raise ConfigurationError(
+                f'scoring must be "auto", "expected" or "sampled"; got {scoring!r}'
+            )
+        if not (isinstance(ridge, int | float) and math.isfinite(ridge) and ridge >= 0):
+            raise ConfigurationError(f"ridge must be a finite number >= 0; got {ridge!r}")
+        super().__init__(
+            client,
+            on_error=on_error,
+            max_reasks=max_reasks,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            name=name or "listwise",
+            guard=guard,
+            max_input_chars=max_input_chars,
+            batch_deadline=batch_deadline,
+        )
+        capabilities = getattr(client, "capabilities", None)
+        if scoring == "auto":
+            scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
+        if exact and scoring != "expected":
+            raise ConfigurationError('exact=True reads distributions: it needs scoring="expected"')
+        self.scoring: Literal["expected", "sampled"] = scoring
+        self.exact = ExactReader(self, exact if scoring == "expected" else False)
+        self.permutations = permutations
+        self.aggregate: Aggregate = aggregate
+        self.alphabet: Alphabet = alphabet
+        self.chunk_size = chunk_size
+        self.max_prompt_chars = max_prompt_chars
+        self.ridge = float(ridge)
+        values = self.scale.values
+        self.label_values: dict[str, float] = (
+            {k: float(v) for k, v in letter_labels(values).items()}
+            if alphabet == "letters"
+            else {str(v): float(v) for v in values}
+        )
+        self.labels = list(self.label_values)
+        score_type: Any = (
+            Literal[tuple(self.labels)]
+            if alphabet == "letters"
+            else Annotated[int, Field(ge=self.scale.low, le=self.scale.high)]
+        )
+        self._entry_model = create_model(
+            "ListwiseEntry",
+            __config__=ConfigDict(extra="ignore"),
+            id=(str, ...),
+            score=(score_type, ...),
+        )
+        self._score_schema: dict[str, Any] = (
+            {"type": "string", "enum": self.labels}
+            if alphabet == "letters"
+            else {"type": "integer", "enum": values}
+        )
+        self._criteria_vars = [c.model_dump() for c in self.criteria]
+        self.template = PromptTemplate(template if template is not None else "listwise.j2")
+        # Render once with placeholders: a broken template fails here, not mid-training.
+        self.render("prompt", None, [("CAAA", "a"), ("CBBB", "b")])
+        self.render("prompt", "reference", [("CAAA", "a")])
+
+    # -- prompt and answer -----------------------------------------------------------------------
+
+    def output_schema(self, ids: Sequence[str]) -> dict[str, Any]:
+        """The verdict schema for one request: exactly ``len(ids)`` entries, ids from ``ids``."""
+        return {
+            "type": "object",
+            "properties": {
+                "rationale": {"type": "string"},
+                "scores": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "enum": list(ids)},
+                            "score": dict(self._score_schema),
+                        },
+                        "required": ["id", "score"],
+                        "additionalProperties": False,
+                    },
+                    "minItems": len(ids),
+                    "maxItems": len(ids),
+                },
+            },
+            "required": ["rationale", "scores"],
+            "additionalProperties": False,
+        }
+
+    def render(
+        self, prompt: str, reference: str | None, candidates: Sequence[tuple[str, str]]
+    ) -> tuple[Message, ...]:
+        ids = [cid for cid, _ in candidates]
+        return self.template.render(
+            prompt=prompt,
+            reference=reference,
+            criteria=self._criteria_vars,
+            labels=self.labels,
+            candidates=[{"id": cid, "text": text} for cid, text in candidates],
+            ids=ids,
+            output_schema=json.dumps(self.output_schema(ids)),
+        )
+
+    def _verdict_model(self, ids: Sequence[str]) -> type[BaseModel]:
+        """A verdict model that accepts exactly one score per id of ``ids``."""
+        expected = tuple(ids)
+
+        def one_per_id(verdict: Any) -> Any:
+            problem = _id_problem([e.id for e in verdict.scores], expected)
+            if problem:
+                raise ValueError(problem)
+            return verdict
+
+        return create_model(
+            "ListwiseVerdict",
+            __config__=ConfigDict(extra="ignore"),
+            __validators__={"one_per_id": model_validator(mode="after")(one_per_id)},  # type: ignore[dict-item]
+            rationale=(str, ""),
+            scores=(list[self._entry_model], ...),  # type: ignore[name-defined]
+        )
+
+    # -- the group ---------------------------------------------------------------------------------
+
+    async def ajudge_group(
+        self, prompt: Any, responses: Sequence[Any], reference: Any = None
+    ) -> list[float | BaseException]:
+        """One reward per response in [0, 1] (a :class:`GroupReward`), or the error that left the
+        group without scores (the same for every completion of a failed group; counted)."""
+        results, _ = await self._group(prompt, responses, reference)
+        self.stats.judgments += len(results)
+        for result in results:
+            if isinstance(result, BaseException):
+                self.stats.failures[
+                    result.kind if isinstance(result, JudgeError) else "internal"
+                ] += 1
+        return results
+
+    async def _group(
+        self, prompt: Any, responses: Sequence[Any], reference: Any
+    ) -> tuple[list[float | BaseException], _Outcome]:
+        texts = [as_text(r, what="completion") for r in responses]
+        prompt_text, _, ref = self.prepare(prompt, "", reference)
+        guarded = {t: reason for t in dict.fromkeys(texts) if (reason := self.non_answer(t))}
+        unique = [t for t in dict.fromkeys(texts) if t not in guarded]
+        outcome = (
+            await self._score(prompt_text, [self.clip(t) for t in unique], ref)
+            if unique
+            else _Outcome([], None, "")
+        )
+        info = GroupInfo(size=len(texts), distinct=len(unique), **outcome.info_fields)
+        index = {t: k for k, t in enumerate(unique)}
+        results: list[float | BaseException] = []
+        for text in texts:
+            if text in guarded:
+                reason = guarded[text]
+                results.append(GroupReward(0.0, info, f"[guard: {reason}] not an answer", reason))
+                continue
+            value = outcome.scores[index[text]]
+            if value is None:
+                results.append(
+                    outcome.error or VerdictError("the completion was in no answered request")
+                )
+                continue
+            reward = min(1.0, max(0.0, self.scale.normalise(value)))
+            results.append(GroupReward(reward, info, outcome.rationale))
+        return results, outcome
+
+    async def _score(self, prompt: str, unique: list[str], reference: str | None) -> _Outcome:
+        """Ask every order (concurrently) and combine their scores."""
+        n = len(unique)
+        ids = _opaque_ids(unique)
+        try:
+            size = self._window_size(prompt, reference, unique, ids)
+        except _ContextError as exc:
+            logger.warning("rftjudge: %s: %s", self.name, exc)
+            return _Outcome([None] * n, exc, "")
+        base = seeded_order(n, "listwise", self.seed, prompt, *unique)
+        shifts = _shifts(n, self.permutations, connected=self.aggregate == "debiased")
+        requests = [
+            _Request(order, window)
+            for order, shift in enumerate(shifts)
+            for window in _windows(base[shift:] + base[:shift], size)
+        ]
+        answers = await asyncio.gather(
+            *(self._ask_request(prompt, reference, unique, ids, r) for r in requests)
+        )
+        return self._combine(n, requests, answers, len(shifts))
+
+    async def _ask_request(
+        self,
+        prompt: str,
+        reference: str | None,
+        unique: Sequence[str],
+        ids: Sequence[str],
+        request: _Request,
+    ) -> _Answer | BaseException:
+        shown = [ids[k] for k in request.items]
+        messages = self.render(prompt, reference, [(ids[k], unique[k]) for k in request.items])
+        expected_mode = self.scoring == "expected"
+        chat = self.make_request(
+            messages,
+            self.output_schema(shown),
+            logprobs=expected_mode,
+            top_logprobs=20 if expected_mode else 0,
+        )
+        try:
+            asked = await self._ask(chat, self._verdict_model(shown))
+        except (asyncio.CancelledError, ConfigurationError):
+            raise
+        except JudgeError as exc:
+            logger.warning(
+                "rftjudge: %s: a listwise order failed (%s): %s", self.name, exc.kind, exc
+            )
+            return exc
+        except Exception as exc:  # a bug must not crash a days-long training run either
+            logger.exception("rftjudge: %s: a listwise order failed unexpectedly", self.name)
+            return exc
+        verdict: Any = asked.verdict
+        by_id = {e.id: self._value(e.score) for e in verdict.scores}
+        if expected_mode:
+            found = self._expected(asked.response, shown)
+            usage, reads, misses = asked.usage, 0, 0
+            if self.exact.enabled:
+                exact, usage_x, reads = await self._exact(messages, asked.response.text, shown)
+                usage = usage + usage_x
+                misses = sum(v is None for v in exact.values())
+                found.update({k: v for k, v in exact.items() if v is not None})
+            fallbacks = [cid for cid in shown if found.get(cid) is None]
+            self.stats.expected_fallbacks += len(fallbacks)
+            if fallbacks:
+                logger.debug(
+                    "rftjudge: %s: expected score unavailable for %s", self.name, fallbacks
+                )
+            by_id.update({k: v for k, v in found.items() if v is not None})
+        else:
+            usage, reads, misses = asked.usage, 0, 0
+        position = {cid: k for cid, k in zip(shown, request.items, strict=True)}
+        return _Answer(
+            values={position[cid]: value for cid, value in by_id.items()},
+            rationale=str(verdict.rationale),
+            usage=usage,
+            reasks=asked.reasks,
+            exact_reads=reads,
+            exact_fallbacks=misses,
+        )
+
+    def _value(self, label: Any) -> float:
+        return self.label_values[str(label)]
+
+    def _expected(self, response: ChatResponse, ids: Sequence[str]) -> dict[str, float | None]:
+        """Each id's expected score from the answer's own logprobs (None where unreadable)."""
+        found: dict[str, float | None] = {cid: None for cid in ids}
+        if not response.logprobs:
+            return found
+        for cid, offset in _score_offsets(response.text).items():
+            if cid not in found:
+                continue
+            index = token_index_at(response.logprobs, response.text, offset)
+            if index is None:
+                continue
+            dist = (
+                distribution_at(response.logprobs, index, self.label_values)
+                if self.alphabet == "letters"
+                else score_distribution(response.logprobs, index, self.label_values)
+            )
+            if dist:
+                found[cid] = sum(v * p for v, p in dist.items())
+        return found
+
+    async def _exact(
+        self, messages: Sequence[Message], text: str, ids: Sequence[str]
+    ) -> tuple[dict[str, float | None], Usage, int]:
+        """Each id's expected score read by prefill + constrained choice; the reads of one answer
+        share its prefix and go out together."""
+        offsets = _score_offsets(text)
+
+        async def one(cid: str) -> tuple[float | None, Usage]:
+            offset = offsets.get(cid)
+            if offset is None:
+                self.exact.skip(f"no score for id {cid} in the answer text")
+                return None, Usage()
+            if self.alphabet == "letters":
+                dist, usage = await self.exact.read_labels(
+                    messages, text[:offset], self.label_values, self.labels
+                )
+            else:
+                dist, usage = await self.exact.read_scores(
+                    messages, text[:offset], self.label_values
+                )
+            return (sum(v * p for v, p in dist.items()) if dist else None), usage
+
+        reads = await asyncio.gather(*(one(cid) for cid in ids))
+        total = Usage()
+        for _, usage in reads:
+            total = total + usage
+        return {cid: v for cid, (v, _) in zip(ids, reads, strict=True)}, total, len(ids)
+
+    def _combine(
+        self,
+        n: int,
+        requests: Sequence[_Request],
+        answers: Sequence[_Answer | BaseException],
+        orders: int,
+    ) -> _Outcome:
+        observations: list[tuple[int, int, int, float]] = []  # (item, position, request, value)
+        per_order: list[dict[int, list[float]]] = [{} for _ in range(orders)]
+        usage, reasks, reads, misses = Usage(), 0, 0, 0
+        failed_orders: set[int] = set()
+        error: BaseException | None = None
+        rationale = ""
+        for r, (request, answer) in enumerate(zip(requests, answers, strict=True)):
+            if isinstance(answer, BaseException):
+                failed_orders.add(request.order)
+                error = error or answer
+                continue
+            usage = usage + answer.usage
+            reasks += answer.reasks
+            reads += answer.exact_reads
+            misses += answer.exact_fallbacks
+            rationale = rationale or answer.rationale
+            for position, item in enumerate(request.items):
+                value = answer.values[item]
+                observations.append((item, position, r, value))
+                per_order[request.order].setdefault(item, []).append(value)
+        requests_made = usage.requests + sum(
+            self._requests_of(a) for a in answers if isinstance(a, BaseException)
+        )
+        fitted = _additive_fit(
+            observations, n, positions=self.aggregate == "debiased", ridge=self.ridge
+        )
+        span = self.scale.high - self.scale.low
+        spreads = []
+        for item in range(n):
+            values = [mean(o[item]) for o in per_order if item in o]
+            if len(values) > 1:
+                spreads.append((max(values) - min(values)) / span)
+        raw = [[mean(o[item]) for o in per_order if item in o] for item in range(n)]
+        return _Outcome(
+            scores=fitted,
+            error=error,
+            rationale=rationale,
+            raw=raw,
+            info_fields={
+                "requests": requests_made,
+                "usage": usage,
+                "orders": orders,
+                "failed_orders": len(failed_orders),
+                "order_sensitivity": mean(spreads) if spreads else None,
+                "reasks": reasks,
+                "exact_reads": reads,
+                "exact_fallbacks": misses,
+            },
+        )
+
+    def _requests_of(self, error: BaseException) -> int:
+        """Requests a failed ask made: every re-ask for an answer that never validated."""
+        return 1 + self.max_reasks if isinstance(error, ParseError | TruncatedError) else 1
+
+    def _window_size(
+        self, prompt: str, reference: str | None, unique: Sequence[str], ids: Sequence[str]
+    ) -> int:
+        """The most completions per request: ``chunk_size``, shrunk to fit ``max_prompt_chars``."""
+        size = min(self.chunk_size, len(unique))
+        if self.max_prompt_chars is None:
+            return size
+        base = _chars(self.render(prompt, reference, []))
+        # What one more candidate adds: its text plus the id list, fence and schema entry.
+        costs = sorted(
+            (
+                _chars(self.render(prompt, reference, [(cid, text)])) - base
+                for cid, text in zip(ids, unique, strict=True)
+            ),
+            reverse=True,
+        )
+        while size >= 1 and base + sum(costs[:size]) > self.max_prompt_chars:
+            size -= 1
+        if size < min(2, len(unique)):
+            raise _ContextError(
+                f"a request with {min(2, len(unique))} of the longest completions needs "
+                f"{base + sum(costs[:2])} characters, more than max_prompt_chars="
+                f"{self.max_prompt_chars}; raise it or shorten the completions (max_input_chars)"
+            )
+        return size
+
+    # -- one response on its own ---------------------------------------------------------------
+
+    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> ListwiseResult:
+        """Score one response on its own (a group of one; ``ajudge_safe`` does the counting)."""
+        results, outcome = await self._group(prompt, [response], reference)
+        result = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        info = result.info if isinstance(result, GroupReward) else None
+        return ListwiseResult(
+            score=float(result),
+            raw_scores=tuple(outcome.raw[0]) if outcome.raw else (),
+            rationale=getattr(result, "rationale", ""),
+            usage=info.usage if info is not None else Usage(),
+        )
+
+    def score_of(self, result: ListwiseResult) -> float:
+        return result.score
+
+    def metrics_of(self, outcomes: Sequence[ListwiseResult | BaseException]) -> dict[str, float]:
+        """The base metrics plus the per-step group figures (``order_sensitivity``,
+        ``requests_per_group``, ``tokens_per_group``, ``failed_order_rate``, ...)."""
+        metrics = super().metrics_of(outcomes)
+        metrics.update(group_metrics(outcomes))
+        return metrics
+
+    def as_reward_func(
+        self, name: str | None = None, reference_column: str = "reference"
+    ) -> RewardFunc:
+        """TRL reward function scoring each prompt's completions as one group."""
+        from ..rewards import trl_group_reward_func
+
+        return trl_group_reward_func(self, name=name, reference_column=reference_column)
+
+    def __repr__(self) -> str:
+        return (
+            f"ListwiseJudge(client={self.client!r}, permutations={self.permutations}, "
+            f"scale={self.scale!r})"
+        )
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _opaque_ids(texts: Sequence[str]) -> list[str]:
+    """Short ids derived from each text's digest: stable across orders, unrelated to position,
+    unique within the group."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for text in texts:
+        salt = 0
+        while True:
+            digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
+            cid = "C" + "".join(_ID_CHARS[b % len(_ID_CHARS)] for b in digest[:3])
+            if cid not in seen:
+                break
+            salt += 1
+        seen.add(cid)
+        ids.append(cid)
+    return ids
+
+
+def _id_problem(got: Sequence[str], expected: Sequence[str]) -> str | None:
+    """What is wrong with the ids of an answer (phrased for the judge), or None."""
+    counts: dict[str, int] = {}
+    for cid in got:
+        counts[cid] = counts.get(cid, 0) + 1
+    missing = [cid for cid in expected if cid not in counts]
+    duplicated = [cid for cid, c in counts.items() if c > 1]
+    unknown = [cid for cid in counts if cid not in set(expected)]
+    if not (missing or duplicated or unknown):
+        return None
+    parts = []
+    if missing:
+        parts.append("no score for " + ", ".join(missing))
+    if duplicated:
+        parts.append("more than one score for " + ", ".join(duplicated))
+    if unknown:
+        parts.append("scores for ids that do not exist: " + ", ".join(unknown))
+    return (
+        "scores must hold exactly one entry per candidate id ("
+        + ", ".join(expected)
+        + "): "
+        + "; ".join(parts)
+    )
+
+
+def _score_offsets(text: str) -> dict[str, int]:
+    """Where each entry's score value starts in an answer text (past an opening quote)."""
+    return {m.group("id"): m.end() for m in _ENTRY.finditer(text)}
+
+
+def _shifts(n: int, k: int, *, connected: bool = False) -> list[int]:
+    """k cyclic shifts of n items, spaced evenly (all n when k >= n).
+
+    ``connected``: nudge them, where needed, to generate Z_n — the item/position design is then
+    connected, so that position effects can be told apart from quality (``aggregate="debiased"``).
+    """
+    k = min(k, n)
+    shifts = sorted({round(j * n / k) % n for j in range(k)})
+    if not connected or len(shifts) < 2 or math.gcd(n, *shifts[1:]) == 1:
+        return shifts
+    for delta in (1, -1, 2, -2):
+        moved = (shifts[1] + delta) % n
+        candidate = sorted({*shifts[:1], moved, *shifts[2:]})
+        if len(candidate) == len(shifts) and math.gcd(n, *candidate[1:]) == 1:
+            return candidate
+    return shifts
+
+
+def _windows(order: Sequence[int], size: int) -> list[list[int]]:
+    """Overlapping windows of ``size`` consecutive items covering ``order`` (see the module
+    docstring for the rule)."""
+    n = len(order)
+    if n <= size:
+        return [list(order)]
+    stride = size - max(1, size // 4)
+    starts = list(range(0, n - size + 1, stride))
+    if starts[-1] != n - size:
+        starts.append(n - size)
+    return [list(order[s : s + size]) for s in starts]
+
+
+def _additive_fit(
+    observations: Sequence[tuple[int, int, int, float]],
+    n: int,
+    *,
+    positions: bool,
+    ridge: float,
+) -> list[float | None]:
+    """Least squares ``value = quality[item] + effect[request] (+ effect[position])``.
+
+    Solved exactly (the normal equations are small: items + requests + positions unknowns). The
+    effects carry a ridge penalty — shrunk towards 0, so a design that cannot tell an effect from
+    quality leaves it near 0 — and are centred afterwards, so the qualities stay on the judge's
+    scale (the score under an average request and position). With every request showing every
+    item and no position term this is the plain mean per item. Items never observed get None.
+    """
+    if not observations:
+        return [None] * n
+    requests = sorted({r for _, _, r, _ in observations})
+    places = sorted({p for _, p, _, _ in observations}) if positions else []
+    column = {("r", r): n + k for k, r in enumerate(requests)}
+    column.update({("p", p): n + len(requests) + k for k, p in enumerate(places)})
+    size = n + len(requests) + len(places)
+    matrix = [[0.0] * size for _ in range(size)]
+    vector = [0.0] * size
+    for item, position, request, value in observations:
+        cols = [item, column[("r", request)]]
+        if positions:
+            cols.append(column[("p", position)])
+        for a in cols:
+            vector[a] += value
+            for b in cols:
+                matrix[a][b] += 1.0
+    seen = {item for item, _, _, _ in observations}
+    for k in range(size):
+        # A tiny penalty on the qualities as well keeps the system definite when the effects are
+        # unpenalised (ridge=0: only differences are determined; the centring fixes the level).
+        matrix[k][k] += (ridge if k >= n else 0.0) + 1e-9 + (0.0 if k >= n or k in seen else 1.0)
+    solution = solve_spd(matrix, vector)
+    effect = [
+        solution[column[("r", r)]] + (solution[column[("p", p)]] if positions else 0.0)
+        for _, p, r, _ in observations
+    ]
+    quality = [solution[i] for i in range(n)]
+    offset = mean(effect)
+    return [quality[i] + offset if i in seen else None for i in range(n)]
+
+
+def _chars(messages: Sequence[Message]) -> int:
+    return sum(len(m.content) for m in messages)

@@ -1,0 +1,71 @@
+"""Rubric judges backed by a scripted FunctionClient, for the trainer-adapter tests.
+
+The scripted judge reads the fenced PROMPT / RESPONSE / REFERENCE out of the rendered request and
+answers in the verdict schema, so a test can steer each item by its text:
+
+- a response containing ``FAIL`` gets unparseable text (a ParseError after the re-ask);
+- a response containing ``HANG`` never gets an answer (for deadlines);
+- otherwise ``correctness`` is 5 when the response contains the reference (or "4" without one),
+  else 1, and ``tone`` is 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from rftjudge import ChatRequest, Criterion, FunctionClient, RubricJudge
+
+CRITERIA = [
+    Criterion(name="correctness", description="Is it right?", weight=3.0),
+    Criterion(name="tone", description="Is it polite?"),
+]
+
+
+def fenced(text: str, label: str) -> str | None:
+    match = re.search(rf"<<<{label} \w+>>>\n(.*?)\n<<<END {label} \w+>>>", text, re.DOTALL)
+    return match.group(1) if match else None
+
+
+class Script:
+    """The FunctionClient handler; records what each request showed the judge."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str | None]] = []
+        self.hung = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, request: ChatRequest) -> str:
+        user = "\n".join(m.content for m in request.messages if m.role == "user")  # re-asks too
+        item = {
+            "prompt": fenced(user, "PROMPT"),
+            "response": fenced(user, "RESPONSE"),
+            "reference": fenced(user, "REFERENCE"),
+        }
+        self.seen.append(item)
+        response = item["response"] or ""
+        if "HANG" in response:
+            self.hung += 1
+            await asyncio.Event().wait()  # cancelled by the deadline
+        if "FAIL" in response:
+            return "I cannot produce JSON today."
+        target = item["reference"] or "4"
+        correctness = 5 if target in response else 1
+        return json.dumps(
+            {"rationale": "scripted", "scores": {"correctness": correctness, "tone": 3}}
+        )
+
+
+def scripted_judge(**kwargs: Any) -> tuple[RubricJudge, Script]:
+    script = Script()
+    judge = RubricJudge(
+        FunctionClient(script, model="scripted"), criteria=CRITERIA, name="judge", **kwargs
+    )
+    return judge, script
+
+
+# correctness 5 of 1..5 -> 1.0, tone 3 -> 0.5; weights 3:1
+GOOD = (3 * 1.0 + 0.5) / 4
+BAD = (3 * 0.0 + 0.5) / 4
