@@ -525,14 +525,20 @@ def main() -> None:
     parser.add_argument("--real-groups", type=int, default=12, help="groups for the real model")
     parser.add_argument("--real-methods", nargs="*", help="substrings of method names to run")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--save-real", type=Path, help="write the real model's rows to this JSON")
+    parser.add_argument("--load-real", type=Path, help="report real-model rows saved earlier")
     args = parser.parse_args()
     groups = load_groups()
     fake = {bias: asyncio.run(run_fake(groups, bias)) for bias in (0.0, 4.0)}
     repairs = asyncio.run(run_repairs(groups))
     real: list[Row] = []
-    if not args.no_real:
+    if args.load_real:
+        real = [Row(**row) for row in json.loads(args.load_real.read_text())]
+    elif not args.no_real:
         names = set(args.real_methods) if args.real_methods else None
         real = asyncio.run(run_real(groups[: args.real_groups], names))
+        if args.save_real:
+            args.save_real.write_text(json.dumps([r.__dict__ for r in real], indent=1))
     lines = [
         "# Group rewards for GRPO: rubric, listwise and pairwise judges",
         "",
@@ -577,12 +583,34 @@ def main() -> None:
         f"## The recommended default: `ListwiseJudge(client, permutations=3)` ({DEFAULT})",
         "",
         *targets(fake, repairs),
+        "",
+        "Reading the numbers:",
+        "",
+        "- **Listwise, one order (k=1)** is RULER's setup done safely (ids, re-ask, explicit "
+        "abstention): a first-position bias goes straight into the reward (rank error ~ shown early "
+        "clearly positive, Spearman down). **k=3 with the plain mean** spreads the bonus over three "
+        "completions but keeps part of it; **k=3 debiased** estimates the position effect and "
+        "removes it — the same 3 requests, no leak left on the fake judge. That is the default.",
+        "- **Pairwise with Bradley–Terry** removes the bias too (both orders of every pair, "
+        "probabilities averaged; disagreeing pairs count as ties, never skipped), at 24–56 "
+        "requests per group of 8. Use it when a judge is unreliable at scoring a list, or for "
+        "small groups (G ≤ 4: 12 requests for all pairs). Sparse schedules (circular, adaptive) "
+        "give almost the all-pairs order at half the cost or less.",
+        "- **Rubric with expected scores** has no position to be biased by and ties no group on a "
+        "confident judge, but it scores each completion on its own (8 requests) and does not "
+        "compare them: real judges' absolute scores tie more (see `reward_signal.md`).",
+        "- **Repairs**: an answer missing a score costs one re-ask for that order and loses "
+        "nothing; a judge that never answers validly makes the group abstain for every "
+        "completion (TRL leaves it out) instead of handing the reward to whoever was listed first.",
+        "- **A judge too small for listwise** (the 135M model below repeats and drops ids) shows up "
+        "as abstentions and `failed_order_rate`, never as wrong rewards; with such a judge prefer "
+        "the rubric's expected scores.",
     ]
     if real:
         lines += [
             "",
             f"## Real small model: SmolLM2-135M-Instruct (Q4_1, llama-cpp-python, CPU), "
-            f"{len(groups[: args.real_groups])} groups",
+            f"{real[0].groups} groups",
             "",
             "A 135M judge is close to noise on quality: these rows show the machinery under a real "
             "server (schemas, re-asks, logprobs, costs), not which method judges best.",

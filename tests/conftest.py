@@ -30,7 +30,9 @@ def fake_sleep() -> FakeSleep:
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may see a real key or base URL from the developer's shell."""
     for var in list(os.environ):
-        if var.startswith(("OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API", "AWS_", "OLLAMA_")):
+        if var.startswith(
+            ("OPENAI_", "AZURE_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API", "AWS_", "OLLAMA_")
+        ):
             monkeypatch.delenv(var, raising=False)
 
 

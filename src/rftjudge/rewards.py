@@ -23,7 +23,15 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from .judges.base import RewardBase
 
-__all__ = ["GroupJudge", "RewardFunc", "as_text", "trl_group_reward_func", "trl_reward_func"]
+__all__ = [
+    "GroupJudge",
+    "RewardFunc",
+    "as_text",
+    "completion_text",
+    "reference_text",
+    "trl_group_reward_func",
+    "trl_reward_func",
+]
 
 
 class RewardFunc(Protocol):
@@ -93,7 +101,7 @@ def as_text(value: Any, *, what: str = "value") -> str:
     )
 
 
-def _completion_text(value: Any) -> str:
+def completion_text(value: Any) -> str:
     """A completion's text: in a message list, the assistant messages only (not tool results)."""
     if isinstance(value, Sequence) and not isinstance(value, str):
         parts = [
@@ -144,6 +152,7 @@ def trl_reward_func(
         outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs)
         rewards = [judge.reward_of(o) for o in outcomes]
         _log(judge, func_name, outcomes, kwargs)
+        _log_length_bias(func_name, rewards, completion_texts, kwargs)
         return rewards
 
     return _named(reward_func, func_name)
@@ -185,6 +194,7 @@ def trl_group_reward_func(
                 outcomes[i] = outcome
         rewards = [judge.reward_of(o) for o in outcomes]
         _log(judge, func_name, outcomes, kwargs)
+        _log_length_bias(func_name, rewards, completion_texts, kwargs)
         return rewards
 
     return _named(reward_func, func_name)
@@ -213,7 +223,7 @@ def _inputs(
             f"{len(completions)} completions"
         )
     prompt_texts = [as_text(p, what="prompt") for p in prompts]
-    completion_texts = [_completion_text(c) for c in completions]
+    completion_texts = [completion_text(c) for c in completions]
     refs = [reference_text(r) for r in references] if references is not None else None
     return prompt_texts, completion_texts, refs
 
@@ -223,6 +233,28 @@ def _named(reward_func: Any, func_name: str) -> RewardFunc:
     reward_func.__qualname__ = func_name
     reward_func.__doc__ = f"rftjudge reward function {func_name!r} (TRL signature)."
     return reward_func  # type: ignore[no-any-return]
+
+
+def _log_length_bias(
+    name: str, rewards: Sequence[float | None], texts: Sequence[str], kwargs: Mapping[str, Any]
+) -> None:
+    """Log the batch's Pearson correlation between reward and response length (characters).
+
+    A policy that learns the judge likes longer answers shows up here as a correlation creeping
+    towards 1 long before the answers become absurd (verbosity hacking).
+    """
+    log_metric = kwargs.get("log_metric")
+    if not callable(log_metric):
+        return
+    from .calibration import pearson
+
+    pairs = [
+        (float(r), float(len(t))) for r, t in zip(rewards, texts, strict=True) if r is not None
+    ]
+    if len(pairs) >= 3:
+        corr = pearson([p[0] for p in pairs], [p[1] for p in pairs])
+        if corr is not None:
+            log_metric(f"{name}/length_corr", corr)
 
 
 def _log(

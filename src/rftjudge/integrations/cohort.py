@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .._errors import ConfigurationError, DeadlineExceededError, JudgeError
-from ..rewards import GroupJudge, RewardFunc, _completion_text, as_text, reference_text
+from ..rewards import GroupJudge, RewardFunc, as_text, completion_text, reference_text
 from ._common import safe_name
 
 if TYPE_CHECKING:
@@ -411,7 +411,7 @@ def cohort_reward_func(
                     "key": group_key(prompt_text, ref, run_id, step, calls),
                     "group_size": num_generations,
                     "prompt": prompt_text,
-                    "completion": _completion_text(completion),
+                    "completion": completion_text(completion),
                     "reference": ref,
                 }
             )

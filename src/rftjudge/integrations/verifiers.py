@@ -30,7 +30,7 @@ from typing import Any, Literal, cast
 
 from .._errors import ConfigurationError
 from ..judges.base import OnError
-from ..rewards import GroupJudge, _completion_text, as_text, reference_text
+from ..rewards import GroupJudge, as_text, completion_text, reference_text
 from ._common import ScoringJudge, criterion_names, safe_name, settle
 
 __all__ = [
@@ -79,7 +79,7 @@ def classic_reward_func(
     ) -> float:
         (outcome,) = await judge.ajudge_batch(
             [as_text(prompt, what="prompt")],
-            [_completion_text(completion)],
+            [completion_text(completion)],
             [_reference(answer, info)],
         )
         value, _ = settle(judge, outcome, fallback)
@@ -121,7 +121,7 @@ def classic_group_reward_func(
         answer_list = list(answers) if answers is not None else [None] * n
         info_list = list(infos) if infos is not None else [None] * n
         texts = [as_text(p, what="prompt") for p in prompts]
-        responses = [_completion_text(c) for c in completions]
+        responses = [completion_text(c) for c in completions]
         refs = [_reference(a, i) for a, i in zip(answer_list, info_list, strict=False)]
         refs += [None] * (n - len(refs))
         groups: dict[str, list[int]] = {}

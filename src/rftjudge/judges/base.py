@@ -321,7 +321,11 @@ class RewardBase(ABC, Generic[R]):
     def as_reward_func(
         self, name: str | None = None, reference_column: str = "reference"
     ) -> RewardFunc:
-        """An ``async def`` reward function with TRL's signature (see :mod:`rftjudge.rewards`)."""
+        """An ``async def`` reward function with TRL's signature (see :mod:`rftjudge.rewards`).
+
+        For callers that only call synchronous functions (TRL's Online DPO, TRL < 0.27) wrap it:
+        ``rftjudge.integrations.trl.sync_reward_func(judge)``.
+        """
         from ..rewards import trl_reward_func
 
         return trl_reward_func(self, name=name, reference_column=reference_column)
