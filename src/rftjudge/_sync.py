@@ -14,11 +14,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import threading
+import weakref
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["close_with_portal", "run_sync"]
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
 
 T = TypeVar("T")
 
@@ -28,6 +34,17 @@ class _Portal:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._resources: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def adopt(self, loop: asyncio.AbstractEventLoop, resource: _Closable) -> None:
+        """Close ``resource`` (a connection pool on the portal loop) when the portal closes."""
+        if loop is self._loop:
+            self._resources.add(resource)
+
+    async def _close_resources(self) -> None:
+        for resource in list(self._resources):
+            with contextlib.suppress(Exception):
+                await resource.aclose()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -92,6 +109,12 @@ class _Portal:
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
+        if self._resources and loop.is_running():
+            # Close the pools opened by synchronous calls, so that interpreter exit does not
+            # print aiohttp's "Unclosed client session" warnings for each of them.
+            done = asyncio.run_coroutine_threadsafe(self._close_resources(), loop)
+            with contextlib.suppress(Exception):
+                done.result(timeout=5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not loop.is_running():
@@ -103,6 +126,11 @@ _UNWIND_S = 5.0
 
 _PORTAL = _Portal()
 atexit.register(_PORTAL.close)
+
+
+def close_with_portal(loop: asyncio.AbstractEventLoop, resource: _Closable) -> None:
+    """If ``loop`` is the portal's loop, close ``resource`` when the portal closes (at exit)."""
+    _PORTAL.adopt(loop, resource)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -85,3 +85,28 @@ async def test_same_client_from_two_event_loops() -> None:
         assert await judge.areward("q", "a") == 0.75
         assert judge.reward("q", "b") == 0.75
         await client.aclose()
+
+
+def test_sync_use_leaves_no_unclosed_session_at_exit(tmp_path: Any) -> None:
+    """A script using only the sync API exits without aiohttp's "Unclosed client session"."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests_dir = Path(__file__).resolve().parents[1]
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(tests_dir)!r})\n"
+        "from support.server import LoopbackServer, Reply, chat_reply\n"
+        "from rftjudge import Criterion, OpenAIClient, RubricJudge\n"
+        "body = chat_reply(json.dumps({'rationale': 'r', 'scores': {'q': 5}}))\n"
+        "with LoopbackServer(lambda p: Reply(body=body)) as s:\n"
+        "    j = RubricJudge(OpenAIClient('m', base_url=s.base_url),\n"
+        "                    criteria=[Criterion(name='q', description='d')])\n"
+        "    print(j.reward('p', 'the answer is four'))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1.0"
+    assert "Unclosed" not in out.stderr, out.stderr

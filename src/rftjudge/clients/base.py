@@ -50,6 +50,7 @@ from .._errors import (
     TransportError,
 )
 from .._limits import ConcurrencyLimiter
+from .._sync import close_with_portal
 from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
 from ..pricing import Price
@@ -495,6 +496,7 @@ class HTTPClient(ABC):
         if http is None:
             http = make_http_client(self.max_concurrency, self.timeout, http2=self.http2)
             self._http[loop] = http
+            close_with_portal(loop, http)
         return http
 
     # -- lifecycle -----------------------------------------------------------------------------
