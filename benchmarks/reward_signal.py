@@ -20,34 +20,13 @@ import time
 from pathlib import Path
 
 from rftjudge import Criterion, RubricJudge
+from rftjudge.calibration import spearman
 from rftjudge.local import LocalJudgeServer, local_client
 
 DATA = Path(__file__).with_name("data") / "groups.jsonl"
 CRITERIA = [
     Criterion(name="correct", description="Does the response answer the question correctly?")
 ]
-
-
-def spearman(xs: list[float], ys: list[float]) -> float:
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        out = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2
-            i = j + 1
-        return out
-
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sx = sum((a - mx) ** 2 for a in rx) ** 0.5
-    sy = sum((b - my) ** 2 for b in ry) ** 0.5
-    return cov / (sx * sy) if sx and sy else 0.0
 
 
 def run(base_url: str, scoring: str, groups: list[dict]) -> dict[str, float]:
@@ -71,7 +50,8 @@ def run(base_url: str, scoring: str, groups: list[dict]) -> dict[str, float]:
         pairs = [
             (r, -q) for r, q in zip(rewards, group["quality_rank"], strict=True) if r is not None
         ]
-        rhos.append(spearman([p[0] for p in pairs], [p[1] for p in pairs]))
+        rho = spearman([p[0] for p in pairs], [float(p[1]) for p in pairs])
+        rhos.append(rho if rho is not None else 0.0)
     judge.client.close()  # type: ignore[attr-defined]
     judged = len(stds)
     return {

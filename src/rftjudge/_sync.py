@@ -26,6 +26,7 @@ __all__ = ["close_with_portal", "run_sync"]
 class _Closable(Protocol):
     async def aclose(self) -> None: ...
 
+
 T = TypeVar("T")
 
 
