@@ -141,8 +141,11 @@ def _judge_config(judge_file: Path | None, mode: Mode) -> JudgeConfig:
     return DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
 
 
-def _run(config: JudgeConfig, plan: Plan, quiet: bool) -> None:
-    """Judge what the plan has left, with a progress bar; Ctrl-C keeps every finished line."""
+def _run(config: JudgeConfig, plan: Plan, quiet: bool, ray_actors: int | None = None) -> None:
+    """Judge what the plan has left, with a progress bar; Ctrl-C keeps every finished line.
+
+    ``ray_actors``: judge on a Ray cluster with that many actors (``--ray``) instead of here.
+    """
     if plan.skipped or plan.changed or plan.retried:
         parts = [f"{plan.skipped} rows already judged (skipped)"]
         if plan.changed:
@@ -167,7 +170,12 @@ def _run(config: JudgeConfig, plan: Plan, quiet: bool) -> None:
 
     try:
         with progress:
-            asyncio.run(judge_plan(config, plan, announce=_announce, on_record=advance))
+            if ray_actors is None:
+                asyncio.run(judge_plan(config, plan, announce=_announce, on_record=advance))
+            else:
+                from .integrations.ray import judge_plan_on_ray
+
+                judge_plan_on_ray(config, plan, actors=ray_actors, on_record=advance)
     except KeyboardInterrupt:
         done = len(current_results(plan))
         _stderr.print(
@@ -217,6 +225,22 @@ def app() -> None:
     "--sorted", "sort", is_flag=True, help="Rewrite the results in input order at the end."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help='Judge on a Ray cluster (RAY_ADDRESS, or a local one): pip install "rftjudge[ray]".',
+)
+@click.option(
+    "--ray-actors", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray."
+)
+@click.option(
+    "--parquet",
+    "parquet",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results, in input order, as Parquet (needs pyarrow).",
+)
 def score(
     data: str,
     judge_file: Path | None,
@@ -224,6 +248,9 @@ def score(
     response_column: str,
     sort: bool,
     as_json: bool,
+    use_ray: bool,
+    ray_actors: int,
+    parquet: Path | None,
     **common: Any,
 ) -> None:
     """Score each row of DATA (JSONL, JSON, CSV, Parquet, a Hugging Face dataset) with a rubric
@@ -233,8 +260,12 @@ def score(
         columns = _columns(common, response=response_column)
         out = output or _default_out(data, ".scores.jsonl")
         plan = _plan(data, out, "score", columns, config, common)
-        _run(config, plan, common["quiet"])
+        _run(config, plan, common["quiet"], ray_actors if use_ray else None)
         _finish(config, plan, sort=sort, as_json=as_json)
+        if parquet is not None:
+            from .integrations.ray import write_parquet
+
+            write_parquet(plan, parquet)
 
 
 @app.command()

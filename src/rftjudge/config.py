@@ -11,6 +11,8 @@ A config file names the same things the constructors take, with the same names::
     scale: [1, 5]
     on_error: abstain
     price: {input: 0.4, output: 1.6}   # USD per million tokens, for cost reports only
+    # base_url: [http://vllm-0:8000/v1, http://vllm-1:8000/v1]   # replicas: least-loaded routing
+    # limits: {backend: "redis://redis:6379/0", key: judge, max_in_flight: 128}  # a shared budget
 
 ``load_judge(path)`` builds the judge; ``load_config(path)`` only validates. Every problem is a
 :class:`~rftjudge.ConfigurationError` naming the file, the field and what is wrong, raised before
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import ConfigurationError
+from .clients._ratelimit import RateLimits
 from .clients._registry import client as make_client
 from .clients.base import Client
 from .judges.base import BaseJudge
@@ -88,7 +91,7 @@ class JudgeConfig(BaseModel):
     # client
     provider: str | None = None
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | tuple[str, ...] | None = None  # several: replicas of one model (clients.pool)
     api_key_env: str | None = None
     structured_output: str | None = None  # each provider's client validates its own modes
     logprobs: bool | None = None
@@ -96,6 +99,7 @@ class JudgeConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     client_options: dict[str, Any] = Field(default_factory=dict)  # provider-specific kwargs
+    limits: dict[str, Any] | None = None  # RateLimits(**limits): budgets, a shared backend
     # judge
     criteria: tuple[Criterion, ...] | None = None
     scale: tuple[int, int] | Literal["binary", "pass_fail"] | None = None
@@ -126,6 +130,20 @@ class JudgeConfig(BaseModel):
             raise ValueError(f'must be "abstain", "raise" or a number in [0, 1]; got {value!r}')
         return value
 
+    @field_validator("limits")
+    @classmethod
+    def _check_limits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            if "clock" in value:
+                raise ValueError("clock cannot be set from a config file")
+            try:
+                RateLimits(**value)
+            except TypeError as exc:
+                raise ValueError(f"not a RateLimits setting ({exc})") from None
+            except ValueError as exc:  # ConfigurationError is a ValueError
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("provider")
     @classmethod
     def _check_provider(cls, value: str | None) -> str | None:
@@ -146,7 +164,15 @@ class JudgeConfig(BaseModel):
         return self.provider or "openai"
 
 
-_OPERATIONAL = {"api_key_env", "max_concurrency", "timeout", "max_retries", "price", "on_error"}
+_OPERATIONAL = {
+    "api_key_env",
+    "max_concurrency",
+    "timeout",
+    "max_retries",
+    "price",
+    "on_error",
+    "limits",
+}
 
 
 def fingerprint(config: JudgeConfig) -> str:
@@ -313,7 +339,11 @@ def build_client(config: JudgeConfig, *, source: str = "<config>") -> Client:
     }
     kwargs.update(config.client_options)
     if config.base_url is not None:
-        kwargs["base_url"] = config.base_url
+        kwargs["base_url"] = (
+            config.base_url if isinstance(config.base_url, str) else list(config.base_url)
+        )
+    if config.limits is not None:
+        kwargs["limits"] = RateLimits(**config.limits)
     if config.api_key_env is not None:
         key = os.environ.get(config.api_key_env)
         if not key:

@@ -27,7 +27,8 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,7 @@ __all__ = [
     "Summary",
     "current_results",
     "judge_plan",
+    "judge_records",
     "latest_results",
     "plan_run",
     "read_rows",
@@ -319,46 +321,73 @@ async def run_plan(
     At most ``window`` rows are in flight (default: twice the client's ``max_concurrency``), so a
     million-row data set does not become a million tasks.
     """
-    limit = window or 2 * int(getattr(judge.client, "max_concurrency", 8))
     stats = RunStats()
     plan.out.parent.mkdir(parents=True, exist_ok=True)
     with _Appender(plan.out) as append:
-        in_flight: set[asyncio.Task[Record]] = set()
-
-        def finish(done: set[asyncio.Task[Record]]) -> None:
-            """Write every finished record; then re-raise a run-level abort, if one came."""
-            abort: BaseException | None = None
-            for task in done:
-                error = task.exception()
-                if error is not None:
-                    abort = abort or error
-                    continue
-                record = task.result()
+        async with aclosing(judge_records(judge, plan, window=window)) as records:
+            async for record in records:
                 append(record)
                 stats.judged += 1
                 stats.failed += not record["ok"]
                 if on_record is not None:
                     on_record(record)
+    return stats
+
+
+async def judge_records(
+    judge: BaseJudge[Any],
+    plan: Plan,
+    rows: Iterable[tuple[int, dict[str, Any]]] | None = None,
+    *,
+    window: int | None = None,
+) -> AsyncGenerator[Record, None]:
+    """Judge ``rows`` (``(index, row)`` pairs; default ``plan.pending``) concurrently, yielding
+    each row's record as it finishes — the one place where rows become output records.
+
+    :func:`run_plan` appends them to the output file; the Ray integration's actors return them
+    to the driver, which appends them to the same file. At most ``window`` rows are in flight
+    (default: twice the client's ``max_concurrency``). A run-level failure (:class:`RunAborted`)
+    is raised once the records that finished with it have been yielded; rows still in flight are
+    cancelled then, and when the consumer stops early (close the generator, e.g. with
+    ``contextlib.aclosing``).
+    """
+    limit = window or 2 * int(getattr(judge.client, "max_concurrency", 8))
+    in_flight: set[asyncio.Task[Record]] = set()
+    try:
+        for index, row in plan.pending if rows is None else rows:
+            in_flight.add(asyncio.create_task(_judge_row(judge, plan, index, row)))
+            if len(in_flight) >= limit:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                finished, abort = _outcomes(done)
+                for record in finished:
+                    yield record
+                if abort is not None:
+                    raise abort
+        while in_flight:
+            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            finished, abort = _outcomes(done)
+            for record in finished:
+                yield record
             if abort is not None:
                 raise abort
+    finally:
+        for task in in_flight:  # an abort or Ctrl-C: stop paying for rows nobody will see
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
-        try:
-            for index, row in plan.pending:
-                in_flight.add(asyncio.create_task(_judge_row(judge, plan, index, row)))
-                if len(in_flight) >= limit:
-                    done, in_flight = await asyncio.wait(
-                        in_flight, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    finish(done)
-            while in_flight:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                finish(done)
-        finally:
-            for task in in_flight:  # an abort or Ctrl-C: stop paying for rows nobody will see
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
-    return stats
+
+def _outcomes(done: set[asyncio.Task[Record]]) -> tuple[list[Record], BaseException | None]:
+    """The records of finished rows, and the first run-level abort among them (if any)."""
+    records: list[Record] = []
+    abort: BaseException | None = None
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            abort = abort or error
+            continue
+        records.append(task.result())
+    return records, abort
 
 
 async def _judge_row(judge: BaseJudge[Any], plan: Plan, index: int, row: dict[str, Any]) -> Record:

@@ -12,6 +12,7 @@ from .function import FunctionClient
 from .gemini import GeminiClient
 from .ollama import OllamaClient
 from .openai import OpenAIClient
+from .pool import EndpointPool, EndpointStats
 
 __all__ = [  # noqa: RUF022 - sorted by str.casefold, as in rftjudge/__init__.py
     "AnthropicClient",
@@ -22,6 +23,8 @@ __all__ = [  # noqa: RUF022 - sorted by str.casefold, as in rftjudge/__init__.py
     "Client",
     "client",
     "default_registry",
+    "EndpointPool",
+    "EndpointStats",
     "FunctionClient",
     "GeminiClient",
     "HTTPClient",

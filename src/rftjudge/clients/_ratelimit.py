@@ -35,7 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -247,6 +247,13 @@ class RateLimits:
       exhausted.
     - ``burst_s``: how many seconds of budget may be spent at once after an idle spell.
     - ``clock``: time source (tests pass a fake one).
+    - ``backend``: where the budgets live. ``None`` (default): in this process. A ``redis://`` (or
+      ``rediss://``, ``unix://``) URL: in Redis under ``key``, shared by every process that names
+      the same key, with ``max_in_flight`` requests in flight across all of them, held as leases
+      that expire ``lease_ttl`` seconds after their holder stops refreshing them (a killed process
+      gives its slots back). Needs ``pip install "rftjudge[redis]"``; see
+      :mod:`rftjudge.clients._redis_limits`. The URL is kept out of the repr (it may hold a
+      password).
     """
 
     requests_per_minute: float | None = None
@@ -257,6 +264,10 @@ class RateLimits:
     min_concurrency: int = 1
     burst_s: float = 1.0
     clock: Clock | None = None
+    backend: str | None = field(default=None, repr=False)
+    key: str | None = None
+    max_in_flight: int | None = None
+    lease_ttl: float = 15.0
 
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "tokens_per_minute"):
@@ -274,9 +285,48 @@ class RateLimits:
             raise ConfigurationError("RateLimits: min_concurrency must be an int >= 1")
         if not (self.burst_s > 0 and math.isfinite(self.burst_s)):
             raise ConfigurationError("RateLimits: burst_s must be > 0 seconds")
+        self._check_shared()
+
+    def _check_shared(self) -> None:
+        """The fields of a shared backend: all or nothing, so that a typo cannot silently fall
+        back to per-process limits."""
+        if self.max_in_flight is not None and (
+            isinstance(self.max_in_flight, bool)
+            or not isinstance(self.max_in_flight, int)
+            or self.max_in_flight < 1
+        ):
+            raise ConfigurationError("RateLimits: max_in_flight must be an int >= 1 or None")
+        if not (isinstance(self.lease_ttl, int | float) and math.isfinite(self.lease_ttl)) or not (
+            self.lease_ttl > 0
+        ):
+            raise ConfigurationError("RateLimits: lease_ttl must be > 0 seconds")
+        if self.backend is None:
+            if self.key is not None or self.max_in_flight is not None:
+                raise ConfigurationError(
+                    "RateLimits: key and max_in_flight describe a budget shared by several "
+                    'processes and need backend="redis://host:6379/0"; for one process use '
+                    "the client's max_concurrency"
+                )
+            return
+        if not isinstance(self.backend, str) or not self.backend.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigurationError(
+                "RateLimits: backend must be None (this process) or a redis://, rediss:// or "
+                "unix:// URL"
+            )
+        if not isinstance(self.key, str) or not self.key.strip():
+            raise ConfigurationError(
+                "RateLimits: a shared backend needs key= (a name for the budget, e.g. the judge "
+                "deployment: every process naming the same key shares it)"
+            )
 
     def make_limiter(self, concurrency: ConcurrencyLimiter) -> RateLimiter:
-        """The limiter for one client (the in-process one; a shared backend plugs in here)."""
+        """The limiter for one client: the in-process one, or the shared one ``backend`` names."""
+        if self.backend is not None:
+            from ._redis_limits import RedisRateLimiter
+
+            return RedisRateLimiter(self, concurrency)
         return LocalRateLimiter(self, concurrency)
 
 

@@ -15,7 +15,10 @@ and the throughput machinery of ``complete``:
 2. single-flight: an identical request already in flight on the same event loop is awaited, not sent
    again (pairwise swaps, ensembles and re-judged items collapse);
 3. per attempt, the rate limiter (``limits=``: budgets, the server's rate-limit headers read through
-   :meth:`HTTPClient.rate_limit_state`, AIMD on 429s) around the concurrency slot.
+   :meth:`HTTPClient.rate_limit_state`, AIMD on 429s) around the concurrency slot;
+4. with several base URLs (``base_url=[url1, url2, ...]``), per attempt the endpoint: the least
+   loaded healthy one not yet tried by this request (:mod:`rftjudge.clients.pool`), each with its
+   own share of the concurrency and limits.
 
 Cache and single-flight apply to deterministic requests (temperature 0) unless ``cache_sampled=True``.
 Answers served by either carry zero usage, so summed judgment usage equals what was really spent.
@@ -31,7 +34,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -65,6 +68,7 @@ from ._ratelimit import (
 from ._retry import RetryPolicy
 from ._stats import ClientStats
 from ._transport import make_http_client
+from .pool import EndpointRouter, HTTPEndpoint, base_urls, http_endpoints
 
 __all__ = ["Capabilities", "Client", "HTTPClient"]
 
@@ -114,7 +118,7 @@ class HTTPClient(ABC):
         self,
         model: str,
         *,
-        base_url: str,
+        base_url: str | Sequence[str],
         max_concurrency: int = 32,
         timeout: float = 60.0,
         max_retries: int = 3,
@@ -151,7 +155,8 @@ class HTTPClient(ABC):
                 "(MemoryCache, SQLiteCache)"
             )
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        urls = base_urls(base_url, type(self).__name__)
+        self.base_url = urls[0]
         self.max_concurrency = max_concurrency
         self.timeout = float(timeout)
         try:
@@ -160,9 +165,15 @@ class HTTPClient(ABC):
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
         self.capabilities = capabilities or self.default_capabilities()
         self.stats = ClientStats(price=Price.parse(prices))
-        self._limiter = ConcurrencyLimiter(max_concurrency)
         self.limits = limits or RateLimits()
-        self._rate: RateLimiter = self.limits.make_limiter(self._limiter)
+        self.endpoints: EndpointRouter[HTTPEndpoint] | None = None
+        """With several base URLs: the router (``client.endpoints.stats()`` per endpoint)."""
+        self._limiter = ConcurrencyLimiter(max_concurrency)
+        if len(urls) == 1:
+            self._rate: RateLimiter = self.limits.make_limiter(self._limiter)
+        else:  # the client's slot is taken first; the endpoint is picked once a request may go
+            self.endpoints = http_endpoints(urls, self.limits, max_concurrency)
+            self._rate = self.endpoints.endpoints[0].target.rate
         self.last_rate_limits: RateLimitSnapshot | None = None
         """The server's rate-limit headers as of the latest response that had them."""
         self.cache = cache
@@ -361,16 +372,34 @@ class HTTPClient(ABC):
     ) -> tuple[ChatResponse, bytes]:
         """Send with rate limit and retries; the parsed answer and its body bytes."""
         headers = {**headers, **self._extra_headers, "content-type": "application/json"}
-        rate = self._rate
-        estimated = estimate_tokens(request) if rate.estimates_tokens else 0
+        estimated = estimate_tokens(request) if self._rate.estimates_tokens else 0
         attempts = 0
         raw = b""
+        endpoints = self.endpoints
+        tried: list[Any] = []
 
         async def attempt() -> ChatResponse:
-            nonlocal attempts, raw
+            nonlocal attempts
             attempts += 1
             if attempts > 1:
                 self.stats.retries += 1
+            if endpoints is None:
+                return await send(url, self._rate)
+            if not url.startswith(self.base_url):
+                raise ConfigurationError(
+                    f"{type(self).__name__}: several base URLs need request URLs under base_url"
+                )
+            path = url[len(self.base_url) :]
+            # The endpoint is chosen when a request may go out, not when it starts waiting: a
+            # replica that dies has no queue of requests committed to it.
+            await self._limiter.acquire()
+            try:
+                return await endpoints.call(tried, lambda e: send(e.base_url + path, e.rate))
+            finally:
+                self._limiter.release()
+
+        async def send(url: str, rate: RateLimiter) -> ChatResponse:
+            nonlocal raw
             permit = await rate.acquire(estimated)
             try:
                 # Signed after any wait for budget or a slot: signatures (SigV4) are time-based.
@@ -517,6 +546,15 @@ class HTTPClient(ABC):
         if self._shared_http is not None:
             await self._shared_http.aclose()
             self._shared_http = None
+        limiters = (
+            [self._rate]
+            if self.endpoints is None
+            else [e.target.rate for e in self.endpoints.endpoints]
+        )
+        for limiter in limiters:  # a shared backend's connections and lease refresher
+            close = getattr(limiter, "aclose", None)
+            if close is not None:
+                await close()
 
     def close(self) -> None:
         """Synchronous :meth:`aclose`."""

@@ -25,7 +25,7 @@ exact score distributions; choice requests go out in each family's shape (see
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -40,6 +40,7 @@ from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient
+from .pool import base_urls
 
 __all__ = ["OpenAIClient", "StructuredOutputMode"]
 
@@ -68,6 +69,11 @@ class OpenAIClient(HTTPClient):
     ``https://api.openai.com/v1``. A key is required only for OpenAI's own host, so local servers
     (vLLM, llama.cpp, Ollama) work without one.
 
+    ``base_url`` may list several replicas of the same model (``[url1, url2, url3]``): each request
+    goes to the least-loaded healthy one, failing replicas are ejected and probed back, and
+    ``max_concurrency`` / ``limits`` are split evenly between them (see
+    :mod:`rftjudge.clients.pool`).
+
     Throughput options (``limits``, ``cache``, ``cache_sampled``, ``coalesce``, ``prices``,
     ``http2``) are those of :class:`~rftjudge.HTTPClient`; see the README's "Throughput" section.
     """
@@ -78,7 +84,7 @@ class OpenAIClient(HTTPClient):
     def __init__(
         self,
         model: str,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         *,
         max_concurrency: int = 32,
@@ -117,9 +123,11 @@ class OpenAIClient(HTTPClient):
             raise ConfigurationError(
                 f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
             )
-        resolved_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        resolved = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        urls = base_urls(resolved, type(self).__name__)
+        resolved_url = urls[0]
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if not key and _is_openai_host(resolved_url):
+        if not key and any(_is_openai_host(u) for u in urls):
             raise ConfigurationError(
                 "OpenAIClient needs an API key for api.openai.com: set the OPENAI_API_KEY "
                 "environment variable or pass OpenAIClient(api_key=...). For a local "
@@ -137,7 +145,7 @@ class OpenAIClient(HTTPClient):
         self._organization = organization
         super().__init__(
             model,
-            base_url=resolved_url,
+            base_url=urls,
             max_concurrency=max_concurrency,
             timeout=timeout,
             max_retries=max_retries,
