@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rftjudge import Criterion, OpenAIClient, RubricJudge
+from rftjudge import Criterion, OpenAIClient, PreferenceJudge, RubricJudge
 
 from support.server import LoopbackServer, Reply, chat_reply
 from support.tiny_model import tiny_model_and_tokenizer
@@ -91,3 +91,54 @@ def test_grpo_trainer_two_steps_with_judge_reward(tmp_path: Any) -> None:
     means = [row["rewards/judge/mean"] for row in logged if "rewards/judge/mean" in row]
     assert all(0.0 <= m <= 1.0 for m in means)
     assert any(k.startswith("judge/") for k in keys), keys  # log_metric: failure rate, criteria
+
+
+def test_grpo_trainer_with_preference_group_reward(tmp_path: Any) -> None:
+    """Group mode: each prompt's completions are compared pairwise, both orders, on real HTTP."""
+    trl = pytest.importorskip("trl")
+    datasets = pytest.importorskip("datasets")
+    transformers = pytest.importorskip("transformers")
+    model, tokenizer = tiny_model_and_tokenizer()
+
+    def handler(payload: dict[str, Any]) -> Reply:
+        user = payload["messages"][-1]["content"]
+        a = user.split("RESPONSE A:")[1].split("RESPONSE B:")[0]
+        b = user.split("RESPONSE B:")[1]
+        winner = "A" if len(a) < len(b) else "B" if len(b) < len(a) else "tie"
+        return Reply(body=chat_reply(json.dumps({"rationale": "shorter", "winner": winner})))
+
+    dataset = datasets.Dataset.from_dict({"prompt": [f"Say something ({i})" for i in range(8)]})
+    logged: list[dict[str, float]] = []
+
+    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs:
+                logged.append(dict(logs))
+
+    with LoopbackServer(handler) as server:
+        judge = PreferenceJudge(OpenAIClient("judge", base_url=server.base_url, logprobs=False))
+        trainer = trl.GRPOTrainer(
+            model=model,
+            reward_funcs=[judge.as_reward_func(mode="group", name="pref")],
+            args=trl.GRPOConfig(
+                output_dir=str(tmp_path / "out"),
+                max_steps=2,
+                per_device_train_batch_size=4,
+                num_generations=4,
+                max_completion_length=12,
+                use_cpu=True,
+                report_to="none",
+                save_strategy="no",
+                logging_steps=1,
+            ),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[Capture()],
+        )
+        trainer.train()
+        assert trainer.state.global_step == 2
+        assert server.requests  # pairwise comparisons went over HTTP
+        assert judge.comparisons > 0
+    keys = set().union(*logged)
+    assert "rewards/pref/mean" in keys, keys
+    assert "pref/inconsistency_rate" in keys or "pref/failure_rate" in keys, keys
