@@ -18,8 +18,8 @@ swapped pairs whose orders disagreed), the correlation of the reward with how ea
 was shown (within-group centred, pooled), requests and tokens per group, abstained groups. Then the
 repair scenarios: an answer missing one score, and a judge that never answers validly.
 
-    python benchmarks/group_rewards.py                 # fake judge + real model (≈ 30 min on 2 cores)
-    python benchmarks/group_rewards.py --no-real       # fake judge only (seconds)
+    python benchmarks/group_rewards.py --real-groups 6  # + the real model (≈ 70 min, 2 shared cores)
+    python benchmarks/group_rewards.py --no-real         # fake judge only (seconds)
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ class Recorder:
         else:
             response = await self.inner.complete(request)
             if key is not None:
-                self.memo[key] = response  # type: ignore[index]
+                self.memo.setdefault(key, response)  # type: ignore[union-attr]
         self.usage = self.usage + response.usage
         return response
 
@@ -455,7 +455,9 @@ async def run_real(groups: Sequence[Group], names: set[str] | None) -> list[Row]
     rows = []
     memo: dict[str, ChatResponse] = {}
     with LocalJudgeServer(n_ctx=4096) as server:
-        client = local_client(server.base_url)
+        # No single-flight: two groups asking the same thing at once must each pay for it, so that
+        # tokens per group are what a group costs on its own (the memo above dedupes instead).
+        client = local_client(server.base_url, coalesce=False)
         for name, make in methods(real=True):
             if names and not any(n in name for n in names):
                 continue
@@ -552,7 +554,10 @@ def main() -> None:
         "mean spread (max − min, on the [0, 1] reward) of a completion's score across presentation "
         "orders; pairwise: share of swapped pairs whose two orders disagreed; **reward ~ shown "
         "early**: Pearson correlation, within groups, between the reward and how early the "
-        "completion was shown (minus its mean position) — position bias leaking into the reward; "
+        "completion was shown (minus its mean position), the anchors' measure; **rank error ~ shown "
+        "early**: the same with the rank the reward gives minus the known rank — the part of the "
+        "order that the position moved (0: no leak; unlike the first, not inflated by a chance "
+        "link between quality and position in 24 shuffles); "
         "**requests / tokens per group** (tokens of the fake judge ≈ characters / 4).",
         "",
         "Where the anchors stand (figures from the issue, measured side by side on a deterministic "
@@ -612,8 +617,16 @@ def main() -> None:
             f"## Real small model: SmolLM2-135M-Instruct (Q4_1, llama-cpp-python, CPU), "
             f"{real[0].groups} groups",
             "",
-            "A 135M judge is close to noise on quality: these rows show the machinery under a real "
-            "server (schemas, re-asks, logprobs, costs), not which method judges best.",
+            "A 135M judge is close to noise on quality (every method's Spearman is near zero or "
+            "below): these rows show the machinery under a real server (schemas, re-asks, "
+            "logprobs, costs), not which method judges best. Its listwise answers mostly failed "
+            "validation even after the re-ask (it repeats and drops ids under llama.cpp's "
+            "grammar, which cannot forbid duplicates): those orders were dropped and counted, and "
+            "a group left without a valid order abstained. In pairwise mode its two orders "
+            "disagreed on about 9 pairs in 10 — it nearly always picks the same position — and "
+            "asking both orders is what keeps that out of the reward. Requests that two methods "
+            "share (k=1 is k=3's first order; circular and adaptive pairs are among all pairs) "
+            "were answered once and counted for each, with their tokens.",
             "",
             *table(real),
         ]

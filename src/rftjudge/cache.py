@@ -117,7 +117,18 @@ class SQLiteCache:
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs an exclusive lock, and SQLite does not run the busy
+        # handler for it: two processes opening the cache at once get "database is locked" at
+        # once. Retry until the timeout instead.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         conn.execute("PRAGMA synchronous=NORMAL")  # a cache may lose its last writes on power loss
         conn.execute(
             "CREATE TABLE IF NOT EXISTS responses "
