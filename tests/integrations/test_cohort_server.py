@@ -15,9 +15,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from rftjudge.integrations.cohort import (
     group_key,
 )
 
+from support.asgi import running
 from support.listwise import ListwiseScript
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -50,28 +48,6 @@ def listwise(**options: Any) -> tuple[ListwiseJudge, FunctionClient, ListwiseScr
     script = ListwiseScript(QUALITY)
     client = FunctionClient(script)
     return ListwiseJudge(client, permutations=2, **options), client, script
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on a free loopback port; yield its base URL."""
-    uvicorn = pytest.importorskip("uvicorn")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def halves(rank: int) -> tuple[list[str], list[str]]:
