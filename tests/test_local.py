@@ -58,6 +58,12 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers["content-length"]))
         if MODE == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
+        if MODE == "broken":
+            self.send_response(500)
+            self.send_header("content-length", "4")
+            self.end_headers()
+            self.wfile.write(b"oops")
+            return
         self._json({{"choices": [{{"message": {{"content": "OK"}}, "finish_reason": "stop"}}]}})
 
 args = sys.argv[1:]
@@ -136,6 +142,16 @@ def test_crash_on_first_completion_names_the_amx_fix(tmp_path: Path, model: Path
         LocalJudgeServer(model, python=python),
     ):
         pass
+
+
+def test_a_server_that_cannot_complete_is_stopped_and_named(tmp_path: Path, model: Path) -> None:
+    python, _ = stand_in(tmp_path, "broken")
+    server = LocalJudgeServer(model, python=python, stop_timeout=0.5)
+    server.start()
+    process = server.process
+    with pytest.raises(ProviderError, match=r"failed its first completion \(HTTP 500: oops\)"):
+        server.wait_ready()
+    assert process is not None and process.poll() is not None and server.process is None
 
 
 def test_exit_at_start_shows_the_log(tmp_path: Path, model: Path) -> None:

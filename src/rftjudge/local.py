@@ -239,19 +239,31 @@ class LocalJudgeServer:
                     "max_tokens": 2,
                     "temperature": 0,
                 }
+                failure: str | None = None
                 try:
-                    http.post(
+                    reply = http.post(
                         f"{self.base_url}/chat/completions",
                         json=body,
                         timeout=max(5.0, deadline - time.monotonic()),
                     )
-                except httpx.HTTPError:  # a crash is what we look for
-                    # The connection broke: give a crashing server a moment to finish dying, so
+                    if reply.status_code != 200:
+                        failure = f"HTTP {reply.status_code}: {reply.text[:500]}"
+                except httpx.HTTPError as exc:  # a crash is what we look for
+                    # The connection broke: give a crashing server time to finish dying, so
                     # that it is reported as the crash it is (not a race on a busy machine).
+                    failure = f"{type(exc).__name__}: {exc}"
                     assert self.process is not None
                     with contextlib.suppress(subprocess.TimeoutExpired):
-                        self.process.wait(timeout=5)
+                        self.process.wait(timeout=max(10.0, deadline - time.monotonic()))
                 self._check_alive("on its first completion")
+                if failure is not None:  # alive, yet it could not answer one tiny completion
+                    tail = self.log_tail()
+                    self.stop()
+                    raise ProviderError(
+                        f"the local judge server failed its first completion ({failure})\n{tail}",
+                        provider="local",
+                        model=self.model_path.name,
+                    )
 
     def _check_alive(self, when: str) -> None:
         assert self.process is not None
