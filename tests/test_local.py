@@ -56,8 +56,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers["content-length"]))
-        if MODE == "crash":
+        if MODE == "crash":  # as a real segfault: this thread never gets to answer
             os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(60)
         if MODE == "broken":
             self.send_response(500)
             self.send_header("content-length", "4")
