@@ -14,6 +14,7 @@ import respx
 import rftjudge
 from rftjudge import (
     ConfigurationError,
+    ListwiseJudge,
     OpenAIClient,
     PreferenceJudge,
     RubricJudge,
@@ -296,6 +297,107 @@ def test_template_is_found_next_to_the_config(tmp_path: Path, api: respx.MockRou
     assert judge.reward("p", "hello") == pytest.approx(1.0)
     sent = json.loads(route.calls[0].request.content)
     assert sent["messages"][-1]["content"].startswith("Grade <<<RESPONSE")
+
+
+def test_listwise_config_and_settings_every_judge_takes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "group.yaml",
+        """
+        type: listwise
+        model: m
+        base_url: http://judge.test/v1
+        criteria: [{name: q, description: quality}]
+        scale: [0, 5]
+        permutations: 2
+        aggregate: mean
+        alphabet: letters
+        chunk_size: 4
+        max_prompt_chars: 20000
+        ridge: 0.5
+        exact: false
+        guard: false
+        max_input_chars: null
+        batch_deadline: 30
+        """,
+    )
+    judge = load_judge(path)
+    assert isinstance(judge, ListwiseJudge)
+    assert (judge.scale.low, judge.scale.high, judge.permutations) == (0, 5, 2)
+    assert (judge.aggregate, judge.alphabet, judge.chunk_size) == ("mean", "letters", 4)
+    assert (judge.max_prompt_chars, judge.ridge) == (20000, 0.5)
+    assert not judge.exact.enabled and judge.guard is None
+    assert judge.max_input_chars is None and judge.batch_deadline == 30
+
+    preference = load_judge(
+        write(
+            tmp_path,
+            "bt.yaml",
+            """
+            type: preference
+            model: m
+            base_url: http://judge.test/v1
+            group_reward: bradley_terry
+            schedule: circular
+            bt_prior_sd: 2
+            max_input_chars: 5000
+            """,
+        )
+    )
+    assert isinstance(preference, PreferenceJudge)
+    assert (preference.group_reward, preference.schedule) == ("bradley_terry", "circular")
+    assert preference.bt_prior_sd == 2.0 and preference.max_input_chars == 5000
+    assert preference.guard is not None  # on unless the file says guard: false
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("type: listwise\nswap: true\n", r"field `swap`: not a setting of a listwise judge"),
+        ("type: preference\npermutations: 3\n", r"field `permutations`: not a setting of a pref"),
+        (
+            "criteria: [{name: q, description: d}]\nchunk_size: 4\n",
+            r"field `chunk_size`: not a setting of a rubric judge",
+        ),
+        ("type: listwise\naggregate: median\n", r"field `aggregate`"),
+        ("type: preference\nschedule: swiss\n", r"field `schedule`"),
+    ],
+)
+def test_settings_of_another_judge_type_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_config(write(tmp_path, "bad.yaml", text))
+
+
+def test_listwise_config_is_refused_by_row_commands_before_reading_data(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rftjudge.cli import app
+
+    judge = write(tmp_path, "group.yaml", "type: listwise\nmodel: m\nbase_url: http://x.test/v1\n")
+    for command in ("score", "compare"):
+        result = CliRunner().invoke(
+            app, [command, str(tmp_path / "absent.jsonl"), "--judge", str(judge)]
+        )
+        assert result.exit_code != 0
+        assert "a listwise judge scores the completions of one prompt against each other" in (
+            result.output
+        )
+
+
+def test_fingerprints_ignore_settings_left_at_their_defaults() -> None:
+    criteria = [{"name": "q", "description": "d"}]
+    base = parse_config({"model": "m", "criteria": criteria})
+    spelled_out = parse_config({"model": "m", "criteria": criteria, "scoring": None, "guard": None})
+    assert fingerprint(base) == fingerprint(spelled_out)
+    assert fingerprint(base) != fingerprint(
+        parse_config({"model": "m", "criteria": criteria, "guard": False})
+    )
+    deadline = parse_config({"model": "m", "criteria": criteria, "batch_deadline": 5})
+    assert fingerprint(deadline) == fingerprint(base)  # operational: the verdicts are the same
+    # an explicit null is not the default: "send no temperature" is another judge
+    assert fingerprint(parse_config({"model": "m", "criteria": criteria, "temperature": None})) != (
+        fingerprint(base)
+    )
 
 
 def test_fingerprint_tracks_what_changes_judgments(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from .scoring import (
     Plan,
     Record,
     RunAborted,
+    check_judge_type,
     current_results,
     judge_plan,
     plan_run,
@@ -137,7 +138,10 @@ def _logging(verbose: bool) -> Iterator[None]:
 
 def _judge_config(judge_file: Path | None, mode: Mode) -> JudgeConfig:
     if judge_file is not None:
-        return load_config(judge_file)
+        config = load_config(judge_file)
+        if config.type == "listwise":  # before any data is read: it judges groups, not rows
+            check_judge_type(config, mode)
+        return config
     return DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
 
 

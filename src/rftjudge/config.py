@@ -2,7 +2,7 @@
 
 A config file names the same things the constructors take, with the same names::
 
-    type: rubric                 # rubric | preference
+    type: rubric                 # rubric | preference | listwise
     provider: openai             # leave provider and model out: the offline local judge
     model: gpt-4.1-mini
     api_key_env: OPENAI_API_KEY  # the variable to read the key from (never the key itself)
@@ -43,6 +43,7 @@ from .clients._ratelimit import RateLimits
 from .clients._registry import client as make_client
 from .clients.base import Client
 from .judges.base import BaseJudge
+from .judges.listwise import ListwiseJudge
 from .judges.preference import PreferenceJudge
 from .judges.rubric import Criterion, RubricJudge
 
@@ -65,8 +66,32 @@ __all__ = [
 ]
 
 Announce = Callable[[str], None]
-_RUBRIC_ONLY = ("scale", "scoring", "samples", "top_logprobs", "ignore_length")
-_PREFERENCE_ONLY = ("swap", "allow_ties", "use_logprobs", "comparisons_per_completion")
+# The settings each judge type takes beyond the common ones (a setting of another type is an error).
+_TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "rubric": ("scale", "scoring", "samples", "top_logprobs", "ignore_length"),
+    "preference": (
+        "swap",
+        "allow_ties",
+        "use_logprobs",
+        "comparisons_per_completion",
+        "group_reward",
+        "schedule",
+        "bt_prior_sd",
+    ),
+    "listwise": (
+        "scale",
+        "scoring",
+        "permutations",
+        "aggregate",
+        "alphabet",
+        "chunk_size",
+        "max_prompt_chars",
+        "ridge",
+    ),
+}
+_JUDGE_FIELDS = ("template", "max_reasks", "name", "exact", "guard", "batch_deadline")
+# None is meaningful for these ("send none", "no truncation"): passed on whenever the file sets them
+_NULLABLE_FIELDS = ("temperature", "max_tokens", "seed", "max_input_chars")
 _CLIENT_FIELDS = ("max_concurrency", "timeout", "max_retries", "structured_output", "logprobs")
 
 
@@ -87,7 +112,7 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["rubric", "preference"] = "rubric"
+    type: Literal["rubric", "preference", "listwise"] = "rubric"
     # client
     provider: str | None = None
     model: str | None = None
@@ -110,7 +135,11 @@ class JudgeConfig(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
     name: str | None = None
-    # rubric judges
+    exact: bool | None = None  # exact score distributions (None: where the server allows them)
+    guard: bool | None = None  # the non-answer guard (on unless false)
+    max_input_chars: int | None = Field(default=None, ge=1)  # null in the file: no truncation
+    batch_deadline: float | None = Field(default=None, gt=0)
+    # rubric (and listwise) judges
     scoring: Literal["auto", "expected", "sampled"] | None = None
     samples: int | None = Field(default=None, ge=1)
     top_logprobs: int | None = Field(default=None, ge=1, le=20)
@@ -120,6 +149,16 @@ class JudgeConfig(BaseModel):
     allow_ties: bool | None = None
     use_logprobs: bool | None = None
     comparisons_per_completion: int | None = Field(default=None, ge=1)
+    group_reward: Literal["win_rate", "bradley_terry"] | None = None
+    schedule: Literal["auto", "all_pairs", "circular", "adaptive"] | None = None
+    bt_prior_sd: float | None = Field(default=None, gt=0)
+    # listwise judges
+    permutations: int | None = Field(default=None, ge=1)
+    aggregate: Literal["mean", "debiased"] | None = None
+    alphabet: Literal["digits", "letters"] | None = None
+    chunk_size: int | None = Field(default=None, ge=2)
+    max_prompt_chars: int | None = Field(default=None, ge=1)
+    ridge: float | None = Field(default=None, ge=0)
     # reporting
     price: Price | None = None
 
@@ -172,6 +211,7 @@ _OPERATIONAL = {
     "price",
     "on_error",
     "limits",
+    "batch_deadline",
 }
 
 
@@ -181,7 +221,11 @@ def fingerprint(config: JudgeConfig) -> str:
     Stored with each result of ``rftjudge score``, so that a rerun with an edited judge re-judges
     instead of mixing two judges' verdicts in one file.
     """
-    settings = config.model_dump(mode="json", exclude=_OPERATIONAL)
+    # Defaults left out: a setting added to rftjudge later leaves existing fingerprints alone.
+    settings = config.model_dump(mode="json", exclude=_OPERATIONAL, exclude_defaults=True)
+    for field in _NULLABLE_FIELDS:  # an explicit null is not the default ("send none")
+        if field in config.model_fields_set:
+            settings[field] = getattr(config, field)
     if config.template is not None and Path(config.template).is_file():
         settings["template"] = Path(config.template).read_text(encoding="utf-8")
     text = json.dumps(settings, sort_keys=True)
@@ -252,15 +296,14 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
 
 def _check_combination(config: JudgeConfig, source: str) -> None:
     given = config.model_fields_set
-    if config.type == "rubric":
-        if not config.criteria:
-            raise ConfigurationError(
-                f"{source}: field `criteria`: a rubric judge needs at least one criterion "
-                "(a list of {name, description, weight})"
-            )
-        wrong = [f for f in _PREFERENCE_ONLY if f in given]
-    else:
-        wrong = [f for f in _RUBRIC_ONLY if f in given]
+    if config.type == "rubric" and not config.criteria:
+        raise ConfigurationError(
+            f"{source}: field `criteria`: a rubric judge needs at least one criterion "
+            "(a list of {name, description, weight})"
+        )
+    own = set(_TYPE_FIELDS[config.type])
+    others = {f for fields in _TYPE_FIELDS.values() for f in fields} - own
+    wrong = sorted(f for f in others if f in given)
     if wrong:
         raise ConfigurationError(
             f"{source}: field `{wrong[0]}`: not a setting of a {config.type} judge"
@@ -366,20 +409,18 @@ def build_client(config: JudgeConfig, *, source: str = "<config>") -> Client:
 def build_judge(config: JudgeConfig, client: Client) -> BaseJudge[Any]:
     """The judge a config describes, on ``client``."""
     common: dict[str, Any] = {"on_error": config.on_error}
-    common.update(_given(config, ("template", "max_reasks", "name")))
-    for field in ("temperature", "max_tokens", "seed"):  # None is meaningful: "send none"
+    common.update(_given(config, _JUDGE_FIELDS + _TYPE_FIELDS[config.type]))
+    for field in _NULLABLE_FIELDS:
         if field in config.model_fields_set or getattr(config, field) is not None:
             common[field] = getattr(config, field)
+    if isinstance(common.get("scale"), tuple):
+        common["scale"] = tuple(common["scale"])
     if config.type == "rubric":
         assert config.criteria is not None  # checked in parse_config
-        if config.scale is not None:
-            common["scale"] = (
-                tuple(config.scale) if isinstance(config.scale, tuple) else config.scale
-            )
-        common.update(_given(config, _RUBRIC_ONLY[1:]))
         return RubricJudge(client, criteria=list(config.criteria), **common)
-    common.update(_given(config, _PREFERENCE_ONLY))
     criteria = list(config.criteria) if config.criteria else None
+    if config.type == "listwise":
+        return ListwiseJudge(client, criteria=criteria, **common)
     return PreferenceJudge(client, criteria=criteria, **common)
 
 

@@ -101,6 +101,11 @@ def calibrate_records(
     criterion: str | None = None,
 ) -> Calibration:
     """Join ``records`` (by row index) with raw human ``labels`` and compute the agreement."""
+    if config.type == "listwise":
+        raise ConfigurationError(
+            "a listwise judge judges groups, not labelled rows: calibrate a "
+            "rubric or preference judge"
+        )
     kind = config.type
     scale = Scale.parse(_scale_spec(config))
     names = [c.name for c in config.criteria or ()]

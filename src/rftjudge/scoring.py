@@ -52,6 +52,7 @@ __all__ = [
     "RunAborted",
     "RunStats",
     "Summary",
+    "check_judge_type",
     "current_results",
     "judge_plan",
     "judge_records",
@@ -454,13 +455,7 @@ async def judge_plan(
     ``plan`` with it. Nothing is started when the plan has nothing left to judge."""
     if not plan.pending:
         return RunStats()
-    if (config.type == "rubric") != (plan.mode == "score"):
-        command = "score" if config.type == "rubric" else "compare"
-        wanted = "rubric" if plan.mode == "score" else "preference"
-        raise ConfigurationError(
-            f"a {config.type} judge cannot {plan.mode} rows: use `rftjudge {command}`, or a judge "
-            f"config with type: {wanted}"
-        )
+    check_judge_type(config, plan.mode)
     session = (
         ajudge_session(config) if announce is None else ajudge_session(config, announce=announce)
     )
@@ -567,6 +562,24 @@ class Summary:
         if self.cost is not None:
             out.append(f"cost: ${self.cost:.4f}")
         return out
+
+
+def check_judge_type(config: JudgeConfig, mode: Mode) -> None:
+    """Rows are scored by a rubric judge and compared by a preference judge; say which otherwise."""
+    wanted = "rubric" if mode == "score" else "preference"
+    if config.type == wanted:
+        return
+    if config.type == "listwise":
+        raise ConfigurationError(
+            f"a listwise judge scores the completions of one prompt against each other (a GRPO "
+            f"group), not rows one at a time: {mode} rows with a judge config of type: {wanted}, "
+            "and use the listwise judge as a reward function (judge.as_reward_func())"
+        )
+    command = "score" if config.type == "rubric" else "compare"
+    raise ConfigurationError(
+        f"a {config.type} judge cannot {mode} rows: use `rftjudge {command}`, or a judge "
+        f"config with type: {wanted}"
+    )
 
 
 def summarize(records: Iterable[Record], rows: int, price: Price | None = None) -> Summary:

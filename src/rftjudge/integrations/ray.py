@@ -45,6 +45,7 @@ from ..scoring import (
     RunStats,
     Summary,
     _Appender,
+    check_judge_type,
     current_results,
     judge_records,
     plan_run,
@@ -131,8 +132,7 @@ def judge_plan_on_ray(
             " every actor connects to the judge itself, and the offline local judge serves only "
             "this machine"
         )
-    if (config.type == "rubric") != (plan.mode == "score"):
-        raise ConfigurationError(f"a {config.type} judge cannot {plan.mode} rows")
+    check_judge_type(config, plan.mode)
     stats = RunStats()
     if not plan.pending:
         return stats
