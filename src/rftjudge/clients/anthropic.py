@@ -29,7 +29,7 @@ from .._types import ChatRequest, ChatResponse, Usage
 from ._messages import rejects_temperature, split_system
 from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
 from ._secrets import SecretField
-from .base import Capabilities, HTTPClient, _openai_style_error
+from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicClient", "AnthropicStructuredOutput"]
 
@@ -80,10 +80,7 @@ class AnthropicClient(HTTPClient):
         anthropic_version: str = ANTHROPIC_VERSION,
         **http_options: Any,
     ) -> None:
-        if structured_output not in _MODES:
-            raise ConfigurationError(
-                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
-            )
+        check_structured_output(structured_output, _MODES)
         if not isinstance(default_max_tokens, int) or default_max_tokens < 1:
             raise ConfigurationError(
                 f"default_max_tokens must be a positive int (the API requires max_tokens); "

@@ -597,6 +597,14 @@ def _unbilled(response: ChatResponse) -> ChatResponse:
     return replace(response, usage=Usage(), retries=0, request_id=None)
 
 
+def check_structured_output(value: object, modes: tuple[str, ...]) -> None:
+    """Every provider names its own structured-output modes; a wrong one fails at construction."""
+    if value not in modes:
+        raise ConfigurationError(
+            f"structured_output must be one of {', '.join(modes)}; got {value!r}"
+        )
+
+
 def status_error_class(status: int, code: str | None = None) -> type[HTTPStatusError]:
     """The exception class for an HTTP error status (provider-neutral part of classification)."""
     if status in (401, 403):

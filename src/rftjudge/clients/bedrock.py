@@ -46,7 +46,7 @@ from .._types import ChatRequest, ChatResponse, Usage
 from ._messages import rejects_temperature, split_system
 from ._secrets import SecretField
 from ._sigv4 import AWSCredentials, sign_v4
-from .base import Capabilities, HTTPClient, status_error_class
+from .base import Capabilities, HTTPClient, check_structured_output, status_error_class
 
 __all__ = ["BedrockClient", "BedrockStructuredOutput", "bedrock_error_class"]
 
@@ -127,10 +127,7 @@ class BedrockClient(HTTPClient):
         clock: Callable[[], datetime] | None = None,
         **http_options: Any,
     ) -> None:
-        if structured_output not in _MODES:
-            raise ConfigurationError(
-                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
-            )
+        check_structured_output(structured_output, _MODES)
         self.structured_output: BedrockStructuredOutput = structured_output
         self.send_temperature = (
             not rejects_temperature(model) if send_temperature is None else send_temperature

@@ -28,7 +28,7 @@ from .._errors import AuthenticationError, ConfigurationError, HTTPStatusError, 
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._messages import split_system
 from ._secrets import SecretField
-from .base import Capabilities, HTTPClient
+from .base import Capabilities, HTTPClient, check_structured_output
 
 __all__ = ["GeminiClient", "GeminiStructuredOutput", "parse_retry_delay"]
 
@@ -75,10 +75,7 @@ class GeminiClient(HTTPClient):
         thinking_level: str | None = None,
         **http_options: Any,
     ) -> None:
-        if structured_output not in _MODES:
-            raise ConfigurationError(
-                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
-            )
+        check_structured_output(structured_output, _MODES)
         if thinking_budget is not None and thinking_level is not None:
             raise ConfigurationError("pass thinking_budget or thinking_level, not both")
         key = api_key

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from .._errors import ConfigurationError, HTTPStatusError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._secrets import SecretField
-from .base import Capabilities, HTTPClient, _openai_style_error
+from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
 __all__ = ["OllamaClient", "OllamaStructuredOutput", "ollama_base_url"]
 
@@ -87,10 +87,7 @@ class OllamaClient(HTTPClient):
         timeout: float = 120.0,
         **http_options: Any,
     ) -> None:
-        if structured_output not in _MODES:
-            raise ConfigurationError(
-                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
-            )
+        check_structured_output(structured_output, _MODES)
         if think is not None and not isinstance(think, bool | str):
             raise ConfigurationError(f"think must be a bool, a level string or None; got {think!r}")
         self.structured_output: OllamaStructuredOutput = structured_output

@@ -39,7 +39,7 @@ from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, cho
 from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
 from ._secrets import SecretField
-from .base import Capabilities, HTTPClient
+from .base import Capabilities, HTTPClient, check_structured_output
 from .pool import base_urls
 
 __all__ = ["OpenAIClient", "StructuredOutputMode"]
@@ -119,10 +119,7 @@ class OpenAIClient(HTTPClient):
         self._prefill_choice = (
             (server in PREFILL_SERVERS) if prefill_choice is None else prefill_choice
         )
-        if structured_output not in _MODES:
-            raise ConfigurationError(
-                f"structured_output must be one of {', '.join(_MODES)}; got {structured_output!r}"
-            )
+        check_structured_output(structured_output, _MODES)
         resolved = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
         urls = base_urls(resolved, type(self).__name__)
         resolved_url = urls[0]
