@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
+from ._rebuild import Rebuildable
 
 if TYPE_CHECKING:
     import sqlite3
@@ -56,7 +57,7 @@ def cache_key(url: str, content: bytes) -> str:
     return digest.hexdigest()
 
 
-class MemoryCache:
+class MemoryCache(Rebuildable):
     """A least-recently-used cache of at most ``maxsize`` responses, in this process's memory."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
@@ -91,7 +92,7 @@ class MemoryCache:
         return f"MemoryCache(maxsize={self.maxsize}, size={len(self)})"
 
 
-class SQLiteCache:
+class SQLiteCache(Rebuildable):
     """A persistent cache in one SQLite file, shareable by several processes.
 
     WAL mode lets readers proceed while one process writes; ``timeout`` is how long a writer waits

@@ -49,4 +49,4 @@ def test_wheel_bundles_templates_and_renders_in_fresh_venv(tmp_path: Path) -> No
     out = subprocess.run(
         [str(python), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
     )
-    assert out.stdout.strip() == "PROMPT:"
+    assert out.stdout.strip() == "CRITERIA:"  # the bundled rubric.j2, from the wheel

@@ -162,3 +162,37 @@ def test_local_judge_config_is_refused_before_ray_starts(tmp_path: Path) -> None
     config = JudgeConfig(criteria=({"name": "q", "description": "d"},))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="provider"):
         judge_plan_on_ray(config, plan)
+
+
+@pytest.mark.timeout(300)
+def test_a_judge_object_is_rebuilt_on_every_actor(
+    ray_cluster: Any, judge_server: LoopbackServer, data: Path, judge_file: Path, tmp_path: Path
+) -> None:
+    from rftjudge import Criterion, OpenAIClient, RubricJudge
+    from rftjudge.integrations.ray import score
+
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(data.read_text().splitlines(keepends=True)[:200]))
+    single = tmp_path / "one.jsonl"
+    _cli("score", subset, "--judge", judge_file, "-o", single, "--sorted", "-q")
+
+    def judge(style_weight: float = 1.0) -> RubricJudge:
+        client = OpenAIClient("test-judge", base_url=judge_server.base_url, max_concurrency=16)
+        criteria = [
+            Criterion(name="q", description="quality", weight=2),
+            Criterion(name="style", description="style", weight=style_weight),
+        ]
+        return RubricJudge(client, criteria=criteria, scale=(1, 5))
+
+    out = tmp_path / "object.jsonl"
+    summary = score(subset, judge(), out, actors=2)
+    assert summary.judged == 200 and summary.failed == 0
+    mine = [json.loads(line) for line in out.read_text().splitlines()]
+    theirs = [json.loads(line) for line in single.read_text().splitlines()]
+    assert [(r["index"], r["score"]) for r in mine] == [(r["index"], r["score"]) for r in theirs]
+
+    before = len(judge_server.requests)
+    score(subset, judge(), out, actors=2)  # an equal judge: every row is already judged
+    assert len(judge_server.requests) == before
+    score(subset, judge(style_weight=3.0), out, actors=2)  # another judge: judged again
+    assert _rows_asked(judge_server.requests[before:]) == set(range(200))

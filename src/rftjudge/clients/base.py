@@ -53,6 +53,7 @@ from .._errors import (
     TransportError,
 )
 from .._limits import ConcurrencyLimiter
+from .._rebuild import Rebuildable
 from .._sync import close_with_portal
 from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
@@ -108,7 +109,7 @@ class Client(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
 
-class HTTPClient(ABC):
+class HTTPClient(Rebuildable, ABC):
     """Base of rftjudge's own httpx clients (see the module docstring)."""
 
     provider: ClassVar[str] = "http"
@@ -190,6 +191,15 @@ class HTTPClient(ABC):
             weakref.WeakKeyDictionary()
         )
         self._shared_http: httpx.AsyncClient | None = None
+
+    def _check_portable(self, kwargs: dict[str, Any]) -> None:
+        for name in ("http_client", "transport"):
+            if kwargs.get(name) is not None:
+                raise TypeError(
+                    f"{type(self).__name__} built with {name}= cannot be sent to another process "
+                    f"(an httpx {name.replace('_', ' ')} is tied to this one); build the client "
+                    f"without it, or build it in the receiving process"
+                )
 
     # -- what providers implement (pure) ------------------------------------------------------
 

@@ -47,6 +47,7 @@ import httpx
 
 from .._errors import ConfigurationError, JudgeError, ServerError, TransportError
 from .._limits import ConcurrencyLimiter
+from .._rebuild import Rebuildable
 from .._types import ChatRequest, ChatResponse
 from ._ratelimit import RateLimiter, RateLimits
 from ._redis_limits import RateLimitBackendError
@@ -361,7 +362,7 @@ def base_urls(base_url: str | Sequence[str], owner: str) -> list[str]:
 # -- a pool of clients ---------------------------------------------------------------------------
 
 
-class EndpointPool:
+class EndpointPool(Rebuildable):
     """A :class:`~rftjudge.clients.Client` over several clients of the same judge model.
 
     Routing, ejection and failover as in the module docstring. The pool owns the retries: it

@@ -1,6 +1,6 @@
 """Judge a data set too large for one process on a Ray cluster (``pip install "rftjudge[ray]"``).
 
-``score(dataset, judge_config, output)`` (or ``rftjudge score DATA --judge J --ray``) gives the same
+``score(dataset, judge, output)`` (or ``rftjudge score DATA --judge J --ray``) gives the same
 output file as the single-process ``rftjudge score``, line for line: the same row keys (row
 ``index`` and ``input_hash``), the same records, the same resumability — because it reuses
 :mod:`rftjudge.scoring` for all of them:
@@ -9,8 +9,9 @@ output file as the single-process ``rftjudge score``, line for line: the same ro
   its order) and plans the run (:func:`~rftjudge.scoring.plan_run`): rows already in the output
   with the same hash are skipped, so an interrupted run resumes where it stopped;
 - the rows left are a Ray Data pipeline through an actor pool: each actor builds **one** judge
-  from the config (one client: one connection pool, one AIMD state, its share of a shared Redis
-  budget) and judges the batches it is given concurrently with
+  — from the config, or by replaying the constructor calls of a judge object passed in (see
+  :mod:`rftjudge._rebuild`) — with one client: one connection pool, one AIMD state, its share of a
+  shared Redis budget; it judges the batches it is given concurrently with
   :func:`~rftjudge.scoring.judge_records`, at the client's full concurrency (the UDF is async,
   so an actor works on several batches at once);
 - the driver appends every record to the output as it arrives (flushed line by line, as the CLI
@@ -28,6 +29,7 @@ from its own environment (``api_key_env``): set it on the workers (the cluster's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from collections.abc import Callable, Iterable, Mapping
@@ -35,7 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._rebuild import recipe
 from ..config import JudgeConfig, build_client, build_judge, fingerprint, load_config
+from ..judges.base import BaseJudge
+from ..judges.preference import PreferenceJudge
+from ..judges.rubric import RubricJudge
 from ..scoring import (
     Columns,
     Mode,
@@ -66,12 +72,16 @@ def _ray() -> Any:
     return ray
 
 
+JudgeSpec = JudgeConfig | str | Path | RubricJudge | PreferenceJudge
+"""A judge config (object or file), or a rubric / preference judge object."""
+
+
 def score(
     dataset: Any,
-    judge_config: JudgeConfig | str | Path,
+    judge: JudgeSpec,
     output: str | Path,
     *,
-    mode: Mode = "score",
+    mode: Mode | None = None,
     columns: Columns | None = None,
     actors: int = 2,
     num_cpus: float = 1.0,
@@ -86,35 +96,62 @@ def score(
     """Judge every row of ``dataset`` on Ray into ``output`` (JSONL, resumable) and summarise it.
 
     ``dataset``: a data file or Hugging Face dataset name (read as ``rftjudge score`` reads it), a
-    ``ray.data.Dataset`` (taken in its order), or an iterable of row dicts. ``judge_config``: a
-    :class:`~rftjudge.config.JudgeConfig` or a config file naming a provider and model (every
-    actor connects to the judge itself). Starts a local Ray instance unless one is running or
-    ``RAY_ADDRESS`` names a cluster.
+    ``ray.data.Dataset`` (taken in its order), or an iterable of row dicts. ``judge``: a
+    :class:`~rftjudge.config.JudgeConfig` or a config file naming a provider and model, or a
+    :class:`~rftjudge.RubricJudge` / :class:`~rftjudge.PreferenceJudge` object (each actor
+    rebuilds it from the same constructor arguments: a key passed as ``api_key=`` travels with
+    it, a key from the environment is read from each actor's). ``mode``: ``"score"`` for a rubric
+    judge, ``"compare"`` for a preference judge (default: the judge's). Starts a local Ray instance
+    unless one is running or ``RAY_ADDRESS`` names a cluster.
     """
-    config = (
-        load_config(judge_config) if not isinstance(judge_config, JudgeConfig) else judge_config
-    )
+    spec = _spec(judge)
     plan = plan_run(
         _rows(dataset, split),
         output,
-        mode=mode,
+        mode=mode or _mode_of(spec),
         columns=columns,
-        judge_id=fingerprint(config),
+        judge_id=_judge_id(spec),
         retry_failed=retry_failed,
         limit=limit,
     )
     judge_plan_on_ray(
-        config, plan, actors=actors, num_cpus=num_cpus, batch_size=batch_size, on_record=on_record
+        spec, plan, actors=actors, num_cpus=num_cpus, batch_size=batch_size, on_record=on_record
     )
     if sort:
         sort_results(plan)
     if parquet is not None:
         write_parquet(plan, parquet)
-    return summarize(current_results(plan).values(), plan.total, config.price)
+    price = spec.price if isinstance(spec, JudgeConfig) else None
+    return summarize(current_results(plan).values(), plan.total, price)
+
+
+def _spec(judge: JudgeSpec) -> JudgeConfig | BaseJudge[Any]:
+    if isinstance(judge, JudgeConfig | RubricJudge | PreferenceJudge):
+        return judge
+    if isinstance(judge, str | Path):
+        return load_config(judge)
+    raise ConfigurationError(
+        "judge must be a JudgeConfig, a judge config file, a RubricJudge or a PreferenceJudge; "
+        f"got {type(judge).__name__}"
+    )
+
+
+def _mode_of(spec: JudgeConfig | BaseJudge[Any]) -> Mode:
+    if isinstance(spec, JudgeConfig):
+        return "score" if spec.type == "rubric" else "compare"
+    return "score" if isinstance(spec, RubricJudge) else "compare"
+
+
+def _judge_id(spec: JudgeConfig | BaseJudge[Any]) -> str:
+    """What keys resumable output: a config's fingerprint, or a digest of a judge's recipe."""
+    if isinstance(spec, JudgeConfig):
+        return fingerprint(spec)
+    text = json.dumps(recipe(spec), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def judge_plan_on_ray(
-    config: JudgeConfig,
+    judge: JudgeConfig | BaseJudge[Any],
     plan: Plan,
     *,
     actors: int = 2,
@@ -126,20 +163,31 @@ def judge_plan_on_ray(
     :func:`rftjudge.scoring.judge_plan` does in one process; the CLI's ``--ray``)."""
     if not isinstance(actors, int) or actors < 1:
         raise ConfigurationError(f"actors must be an int >= 1, got {actors!r}")
-    if config.uses_local_judge:
-        raise ConfigurationError(
-            "scoring on Ray needs a judge config that names a provider and model (or a base_url):"
-            " every actor connects to the judge itself, and the offline local judge serves only "
-            "this machine"
-        )
-    check_judge_type(config, plan.mode)
+    if isinstance(judge, JudgeConfig):
+        if judge.uses_local_judge:
+            raise ConfigurationError(
+                "scoring on Ray needs a judge config that names a provider and model (or a "
+                "base_url): every actor connects to the judge itself, and the offline local judge "
+                "serves only this machine"
+            )
+        check_judge_type(judge, plan.mode)
+        portable: JudgeConfig | BaseJudge[Any] = _portable(judge)
+        concurrency = judge.max_concurrency or 32
+    else:
+        kind = RubricJudge if plan.mode == "score" else PreferenceJudge
+        if not isinstance(judge, kind):
+            raise ConfigurationError(
+                f"a {type(judge).__name__} cannot {plan.mode} rows: pass a {kind.__name__}"
+            )
+        portable = judge
+        concurrency = getattr(judge.client, "max_concurrency", 32)
     stats = RunStats()
     if not plan.pending:
         return stats
     ray = _ray()
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
-    size = batch_size or 2 * (config.max_concurrency or 32)
+    size = batch_size or 2 * concurrency
     columns = plan.columns
     wanted = {columns.prompt, columns.response, columns.response_a, columns.response_b}
     wanted.update(c for c in (columns.reference, columns.id) if c)
@@ -154,7 +202,7 @@ def judge_plan_on_ray(
     blocks = max(actors * 4, -(-len(items) // size))
     results = ray.data.from_items(items, override_num_blocks=min(blocks, len(items))).map_batches(
         _Scorer,
-        fn_constructor_args=(_portable(config), plan.mode, columns, plan.judge_id),
+        fn_constructor_args=(portable, plan.mode, columns, plan.judge_id),
         batch_size=size,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=num_cpus,
@@ -180,8 +228,13 @@ def judge_plan_on_ray(
 class _Scorer:
     """The Ray Data UDF: one judge per actor, each batch judged concurrently (async)."""
 
-    def __init__(self, config: JudgeConfig, mode: Mode, columns: Columns, judge_id: str) -> None:
-        self.judge = build_judge(config, build_client(config))
+    def __init__(
+        self, judge: JudgeConfig | BaseJudge[Any], mode: Mode, columns: Columns, judge_id: str
+    ) -> None:
+        # A judge object arrives rebuilt from its constructor calls (rftjudge._rebuild)
+        self.judge = (
+            build_judge(judge, build_client(judge)) if isinstance(judge, JudgeConfig) else judge
+        )
         self.mode: Mode = mode
         self.columns = columns
         self.judge_id = judge_id

@@ -43,6 +43,7 @@ from .._errors import (
     RefusalError,
     TruncatedError,
 )
+from .._rebuild import Rebuildable
 from .._sync import run_sync
 from .._types import ChatRequest, ChatResponse, Message, Usage
 from ..clients.base import Client
@@ -119,7 +120,7 @@ def validate_deadline(deadline: object, what: str = "deadline") -> float | None:
     return None if math.isinf(deadline) else float(deadline)
 
 
-class RewardBase(ABC, Generic[R]):
+class RewardBase(Rebuildable, ABC, Generic[R]):
     """The reward boundary shared by judges and composed rewards.
 
     Subclasses implement :meth:`ajudge` (one result, or a :class:`~rftjudge.JudgeError`) and
