@@ -136,3 +136,25 @@ def test_secrets_are_hidden_while_held_and_restored_when_rebuilt() -> None:
     assert rebuilt._api_key == "sk-secret-2"
     judge = RubricJudge(client, criteria=CRITERIA, max_tokens=64)
     assert recipe(judge)["kwargs"]["max_tokens"] == 64  # a setting, not a secret
+
+
+def test_composed_rewards_pickle_with_their_parts() -> None:
+    from rftjudge import CascadeJudge, CompositeReward, EnsembleJudge
+    from rftjudge.checks import RegexCheck
+
+    client = OpenAIClient("judge", base_url="http://127.0.0.1:9/v1")
+    cheap = RubricJudge(client, criteria=CRITERIA, name="cheap")
+    strong = RubricJudge(client, criteria=CRITERIA, name="strong")
+    ensemble, cascade, composite = pickle.loads(
+        pickle.dumps(
+            (
+                EnsembleJudge([cheap, strong]),
+                CascadeJudge(cheap, strong, band=(0.2, 0.8)),
+                CompositeReward({"judge": cheap, "digits": RegexCheck(r"\d+")}),
+            )
+        )
+    )
+    assert list(ensemble.members) == ["cheap", "strong"]
+    assert cascade.band == (0.2, 0.8) and cascade.cheap is ensemble.members["cheap"]
+    assert set(composite.terms) == {"judge", "digits"}
+    assert composite.terms["judge"] is cascade.cheap  # one object in, one object out
