@@ -101,3 +101,13 @@ async def test_guard_gates_a_composite_reward() -> None:
     assert client.calls == []
     assert await reward.areward("q", "4") == 1.0
     assert len(client.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "hidden", ["\u200b", "\u2060", "\ufeff", "\x00", "\x7f", "\ue000", "\u00ad"]
+)
+def test_invisible_characters_inside_an_opener_are_dropped(hidden: str) -> None:
+    # printable text takes a fast path; anything else is filtered character by character
+    guard = NonAnswerGuard()
+    assert guard.reason(f"Let{hidden}'s think step{hidden} by step.") == "opener"
+    assert guard.reason(f"The answer{hidden} is 4.") is None
