@@ -9,7 +9,7 @@ or use the judge plugin: put ``RftJudge = v1_judge_class(judge)`` in an installe
 ``__all__`` and plug it with ``taskset.task.judges = [{ id = "<that module>" }]``. In v1 a failed
 judgment raises (verifiers' contract: a judge failure is not scored against the model).
 
-classic (verifiers <= 0.3, or ``verifiers.legacy``)::
+classic (verifiers <= 0.3 only: 0.4 ships just ``verifiers.v1``, no ``Rubric``)::
 
     rubric = vf.Rubric(funcs=[classic_judge_reward], weights=[1.0])
 

@@ -233,6 +233,22 @@ async def test_v1_fields_and_view() -> None:
         v1_reward_func(judge, view="everything")  # type: ignore[arg-type]
 
 
+async def test_v1_reward_bound_on_a_task_reads_the_row_from_its_data() -> None:
+    """Set on a vf.Task subclass, verifiers calls the function bound: ``task`` is the Task."""
+    judge, script = scripted_judge(on_error=0.5)
+
+    class Task:
+        judge_reward = v1_reward_func(judge)
+
+        def __init__(self, data: FakeTask) -> None:
+            self.data = data
+
+    bound = Task(FakeTask(answer="5")).judge_reward
+    assert list(inspect.signature(bound).parameters) == ["trace"]
+    assert await v1_invoke(bound, object(), FakeTrace(last_reply="It is 5.")) == GOOD
+    assert script.seen[-1] == {"prompt": "What is 2+2?", "response": "It is 5.", "reference": "5"}
+
+
 @pytest.fixture
 def fake_verifiers(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     """A stand-in for ``verifiers.v1``: ``Judge(config)`` and the ``reward`` decorator."""

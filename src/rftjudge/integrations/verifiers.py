@@ -1,6 +1,7 @@
 """verifiers (PrimeIntellect): a judge as a reward function, classic or v1.
 
-**Classic API** (verifiers ≤ 0.3, ``verifiers.legacy`` since 0.4): a rubric calls each function
+**Classic API** (verifiers ≤ 0.3; the 0.4 wheel ships only ``verifiers.v1``: no ``vf.Rubric``, no
+``verifiers.legacy``, no group reward functions): a rubric calls each function
 with the named arguments it declares — ``prompt``, ``completion``, ``answer``, ``state``, ``task``,
 ``info`` — and expects a float; a function with plural arguments (``prompts``, ``completions``,
 ``answers``, ``states``, ...) is a *group* function scoring all rollouts of a prompt together and
@@ -14,8 +15,11 @@ becomes ``on_error`` (a number, or ``"raise"`` to let verifiers log it and score
 an installed module whose ``__all__`` exports one ``vf.Judge`` subclass with ``async score(task,
 trace)``). Its contract is that a judge failure *raises* ("so judge failures are not scored against
 the model"), whatever the judge's ``on_error``. :func:`v1_reward_func` builds the reward function
-(plug it with ``task.rewards.<name>.fn = "your_module:judge_reward"``), :func:`v1_judge_class` the
-plugin class.
+(plug it with ``task.rewards.<name>.fn = "your_module:judge_reward"``, or set it as an attribute of
+a ``vf.Task`` subclass), :func:`v1_judge_class` the plugin class. ``Task.score(trace)`` runs both,
+and a raise there fails the rollout (``TaskError``, the reward left ``None``). Judgement across
+rollouts is an ``Env.finalize(task, episode)`` in 0.4 (plain code over ``episode.traces``), not a
+reward function, so there is no v1 group adapter.
 
 verifiers is imported only by :func:`v1_judge_class` (and by :func:`v1_reward_func`, to tag the
 function with ``vf.reward``, when it is installed).
@@ -165,6 +169,11 @@ class _V1Scorer:
         self.criteria = criterion_names(judge)
 
     async def score(self, task: Any, trace: Any) -> float:
+        # Set as an attribute of a vf.Task subclass, the function is found by its vf.reward tag and
+        # called bound: ``task`` is then the Task, whose row (TaskData) is ``task.data``. Without
+        # this the judge would silently see an empty prompt and no reference.
+        if not hasattr(task, "prompt_text") and hasattr(getattr(task, "data", None), "prompt_text"):
+            task = task.data
         if self.question_field:
             question = getattr(task, self.question_field, None)
             if question is None:

@@ -19,7 +19,13 @@ What veRL 0.9's reward loop expects, and what this adapter does about it:
 - veRL cannot leave a sample out: a failed judgment becomes ``on_error`` (a number you choose; the
   judge's own numeric ``on_error`` by default), for the score and every criterion, with
   ``judge_failed=1.0``. ``on_error="raise"`` lets the error through instead — the ``naive`` manager
-  then fails the step, the ``rate_limited`` manager scores 0.0 with an ``error`` key.
+  then fails the step; ``rate_limited`` catches it as 0.0 with only ``error``/``acc`` keys, which
+  ``RewardLoopManager`` cannot stack with the judged samples' keys (it takes the first sample's keys
+  for all), so the step fails there too, with a ``KeyError``. Its ``reward.timeout`` (default 300 s)
+  ends the same way (``timeout``/``acc`` keys): keep the judge's own timeouts and retries below it.
+- The ``remote`` manager refuses async functions and pickles the function into Ray actors: use
+  ``sync=True``. So do the legacy ``verl.workers.reward_manager`` classes (``naive`` there calls
+  it synchronously); 0.9's trainers no longer use them.
 - :func:`make_batch_compute_score` is the form of the legacy ``batch`` manager,
   ``compute_score(data_sources, solution_strs, ground_truths, extra_infos, **kwargs) -> list``
   (the 0.9 reward loop does not register that manager).
