@@ -237,7 +237,7 @@ def v1_reward_func(
 def _tag_reward(func: Callable[..., Any], weight: float) -> Callable[..., Any]:
     """``vf.reward(func, weight=)`` when verifiers is installed; else the same tags by hand."""
     try:
-        from verifiers.v1 import reward as vf_reward  # type: ignore[import-not-found, unused-ignore]
+        from verifiers.v1 import reward as vf_reward  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         vf_reward = None
     if vf_reward is not None:
@@ -269,7 +269,7 @@ def v1_judge_class(
     if view not in ("last_reply", "full_trace"):
         raise ConfigurationError(f'view must be "last_reply" or "full_trace"; got {view!r}')
     try:
-        from verifiers.v1 import Judge  # type: ignore[import-not-found, unused-ignore]
+        from verifiers.v1 import Judge  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError as exc:
         raise ImportError(
             'v1_judge_class needs verifiers 0.4 or later: pip install "verifiers>=0.4"'
