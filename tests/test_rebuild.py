@@ -158,3 +158,17 @@ def test_composed_rewards_pickle_with_their_parts() -> None:
     assert cascade.band == (0.2, 0.8) and cascade.cheap is ensemble.members["cheap"]
     assert set(composite.terms) == {"judge", "digits"}
     assert composite.terms["judge"] is cascade.cheap  # one object in, one object out
+
+
+def test_a_reward_function_travels_by_value_through_ray_cloudpickle(
+    server: LoopbackServer,
+) -> None:
+    import asyncio
+
+    cloudpickle = pytest.importorskip("ray.cloudpickle")  # a test dependency: rftjudge[ray]
+    client = OpenAIClient("judge", base_url=server.base_url)
+    reward_func = RubricJudge(client, criteria=CRITERIA).as_reward_func()
+    rebuilt = cloudpickle.loads(cloudpickle.dumps(reward_func))
+    assert rebuilt.__name__ == reward_func.__name__
+    rewards = asyncio.run(rebuilt(prompts=["What is 2+2?"], completions=["4"]))
+    assert rewards == [pytest.approx(0.75)]

@@ -1,7 +1,8 @@
 """Pickling by constructor replay, so that judges can travel to other processes.
 
-Ray (``rftjudge.integrations.ray``, veRL's and OpenRLHF's reward workers), ``multiprocessing`` and
-``torch.multiprocessing`` pickle the reward functions they are given. A judge, though, holds live
+Ray (``rftjudge.integrations.ray``, veRL's and OpenRLHF's reward workers) pickles the reward
+functions it is given (closures by value, with cloudpickle); ``multiprocessing`` and
+``torch.multiprocessing`` pickle the objects sent to workers. A judge, though, holds live
 resources that cannot travel: connection pools bound to one event loop, locks, an SQLite connection,
 Redis leases, compiled templates and verdict models. An instance of a :class:`Rebuildable` class
 therefore pickles as the constructor call that made it: the receiving process calls the constructor

@@ -312,32 +312,25 @@ async def test_on_error_raise_under_rate_limited_scores_zero_with_an_error_key(
 # -- the legacy verl.workers.reward_manager classes (sync; no longer used by 0.9's trainers) ------
 
 
-def test_legacy_batch_manager_takes_the_batch_form(
-    judge_env: LoopbackServer, tokenizer_dir: Path
+@pytest.mark.parametrize(
+    ("manager_name", "path", "function"),
+    [
+        ("BatchRewardManager", EXAMPLE, "compute_score_batch"),  # the batch form
+        ("NaiveRewardManager", FORMS, "compute_score_sync"),  # calls it synchronously
+    ],
+)
+def test_legacy_managers_take_the_batch_and_sync_forms(
+    judge_env: LoopbackServer, tokenizer_dir: Path, manager_name: str, path: Path, function: str
 ) -> None:
     from transformers import AutoTokenizer
     from verl.utils.import_utils import load_extern_object
-    from verl.workers.reward_manager import BatchRewardManager
+    from verl.workers import reward_manager
 
-    compute_score_batch = load_extern_object(str(EXAMPLE), "compute_score_batch")
+    compute_score = load_extern_object(str(path), function)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    manager = BatchRewardManager(tokenizer, num_examine=0, compute_score=compute_score_batch)
-    data = make_batch(tokenizer_dir, SAMPLES)
-    out = manager(data, return_dict=True)
-    assert_token_rewards(out["reward_tensor"], data, SAMPLES)
-    assert_extra_info(dict(out["reward_extra_info"]), SAMPLES)
-
-
-def test_legacy_naive_manager_needs_the_sync_form(
-    judge_env: LoopbackServer, tokenizer_dir: Path
-) -> None:
-    from transformers import AutoTokenizer
-    from verl.utils.import_utils import load_extern_object
-    from verl.workers.reward_manager import NaiveRewardManager
-
-    compute_score = load_extern_object(str(FORMS), "compute_score_sync")
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=compute_score)
+    manager = getattr(reward_manager, manager_name)(
+        tokenizer, num_examine=0, compute_score=compute_score
+    )
     data = make_batch(tokenizer_dir, SAMPLES)
     out = manager(data, return_dict=True)
     assert_token_rewards(out["reward_tensor"], data, SAMPLES)
