@@ -163,12 +163,13 @@ def test_composed_rewards_pickle_with_their_parts() -> None:
 def test_a_reward_function_travels_by_value_through_ray_cloudpickle(
     server: LoopbackServer,
 ) -> None:
-    import asyncio
+    from rftjudge._sync import run_sync
 
     cloudpickle = pytest.importorskip("ray.cloudpickle")  # a test dependency: rftjudge[ray]
     client = OpenAIClient("judge", base_url=server.base_url)
     reward_func = RubricJudge(client, criteria=CRITERIA).as_reward_func()
     rebuilt = cloudpickle.loads(cloudpickle.dumps(reward_func))
     assert rebuilt.__name__ == reward_func.__name__
-    rewards = asyncio.run(rebuilt(prompts=["What is 2+2?"], completions=["4"]))
+    # on the sync API's loop, as TRL's reward thread would: its pools are closed at exit
+    rewards = run_sync(rebuilt(prompts=["What is 2+2?"], completions=["4"]))
     assert rewards == [pytest.approx(0.75)]
