@@ -17,10 +17,10 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["close_with_portal", "run_sync"]
+__all__ = ["close_with_loop", "run_sync"]
 
 
 class _Closable(Protocol):
@@ -129,9 +129,32 @@ _PORTAL = _Portal()
 atexit.register(_PORTAL.close)
 
 
-def close_with_portal(loop: asyncio.AbstractEventLoop, resource: _Closable) -> None:
-    """If ``loop`` is the portal's loop, close ``resource`` when the portal closes (at exit)."""
-    _PORTAL.adopt(loop, resource)
+def close_with_loop(loop: asyncio.AbstractEventLoop, resource: _Closable) -> object:
+    """Close ``resource`` (a connection pool on ``loop``) when ``loop`` shuts down.
+
+    Called from a coroutine running on ``loop``. An async generator started here is registered
+    with the loop, and ``asyncio.run()`` closes every such generator before it closes the loop —
+    so a script that runs ``asyncio.run(judge.areward_batch(...))`` and never calls ``aclose()``
+    has its pool closed cleanly instead of aiohttp's "Unclosed client session" errors at exit.
+    The loop holds the generator weakly: keep the returned object as long as ``resource`` lives;
+    once it is dropped (its client was collected), the loop closes ``resource`` soon after. The
+    portal's loop never shuts down that way: it closes what it adopted when the portal closes, at
+    exit.
+    """
+    _PORTAL.adopt(loop, resource)  # only if it is the portal's loop
+    closer = _close_at_shutdown(resource)
+    # Asking for the first item is what registers the generator with the running loop (its
+    # asyncgen hooks are per thread: this must run on the loop's thread, as it does here).
+    started = asyncio.ensure_future(closer.__anext__(), loop=loop)
+    return closer, started
+
+
+async def _close_at_shutdown(resource: _Closable) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await resource.aclose()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

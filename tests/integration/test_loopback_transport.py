@@ -87,8 +87,16 @@ async def test_same_client_from_two_event_loops() -> None:
         await client.aclose()
 
 
-def test_sync_use_leaves_no_unclosed_session_at_exit(tmp_path: Any) -> None:
-    """A script using only the sync API exits without aiohttp's "Unclosed client session"."""
+@pytest.mark.parametrize(
+    "call",
+    [
+        "j.reward('p', 'the answer is four')",  # the sync API: the portal closes its pools
+        # asyncio.run() without aclose(): the pool is closed as the loop shuts down
+        "__import__('asyncio').run(j.areward('p', 'the answer is four'))",
+    ],
+)
+def test_a_script_leaves_no_unclosed_session_at_exit(tmp_path: Any, call: str) -> None:
+    """A script that never closes its client exits without aiohttp's "Unclosed client session"."""
     import subprocess
     import sys
     from pathlib import Path
@@ -104,7 +112,9 @@ def test_sync_use_leaves_no_unclosed_session_at_exit(tmp_path: Any) -> None:
         "with LoopbackServer(lambda p: Reply(body=body)) as s:\n"
         "    j = RubricJudge(OpenAIClient('m', base_url=s.base_url),\n"
         "                    criteria=[Criterion(name='q', description='d')])\n"
-        "    print(j.reward('p', 'the answer is four'))\n"
+        f"    print({call})\n"
+        "    del j\n"
+        "    __import__('gc').collect()\n"
     )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -54,7 +54,7 @@ from .._errors import (
 )
 from .._limits import ConcurrencyLimiter
 from .._rebuild import Rebuildable
-from .._sync import close_with_portal
+from .._sync import close_with_loop
 from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
 from ..pricing import Price
@@ -191,6 +191,10 @@ class HTTPClient(Rebuildable, ABC):
             weakref.WeakKeyDictionary()
         )
         self._shared_http: httpx.AsyncClient | None = None
+        # what closes each loop's pool when that loop shuts down (see _sync.close_with_loop)
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _check_portable(self, kwargs: dict[str, Any]) -> None:
         for name in ("http_client", "transport"):
@@ -535,7 +539,7 @@ class HTTPClient(Rebuildable, ABC):
         if http is None:
             http = make_http_client(self.max_concurrency, self.timeout, http2=self.http2)
             self._http[loop] = http
-            close_with_portal(loop, http)
+            self._closers[loop] = close_with_loop(loop, http)
         return http
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -553,6 +557,7 @@ class HTTPClient(Rebuildable, ABC):
                 fut = asyncio.run_coroutine_threadsafe(http.aclose(), loop)
                 await asyncio.wrap_future(fut)
         self._http.clear()
+        self._closers.clear()
         if self._shared_http is not None:
             await self._shared_http.aclose()
             self._shared_http = None
