@@ -136,10 +136,9 @@ def close_with_loop(loop: asyncio.AbstractEventLoop, resource: _Closable) -> obj
     with the loop, and ``asyncio.run()`` closes every such generator before it closes the loop —
     so a script that runs ``asyncio.run(judge.areward_batch(...))`` and never calls ``aclose()``
     has its pool closed cleanly instead of aiohttp's "Unclosed client session" errors at exit.
-    The loop holds the generator weakly: keep the returned object as long as ``resource`` lives;
-    once it is dropped (its client was collected), the loop closes ``resource`` soon after. The
-    portal's loop never shuts down that way: it closes what it adopted when the portal closes, at
-    exit.
+    The loop holds the generator weakly: keep the returned object as long as ``resource`` lives.
+    The portal's loop never shuts down that way: it closes what it adopted when the portal closes,
+    at exit.
     """
     _PORTAL.adopt(loop, resource)  # only if it is the portal's loop
     closer = _close_at_shutdown(resource)
