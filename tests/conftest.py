@@ -53,23 +53,22 @@ def client(fake_sleep: FakeSleep) -> OpenAIClient:
     )
 
 
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport, what: str) -> None:
+    if report.skipped and os.environ.get("CI", "").lower() == "true":
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{what} in CI (CI=true), which counts as a failure: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """In CI (CI=true) a skipped test is a failure: integration tests must really run there."""
     outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get("CI", "").lower() == "true":
-        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
+    _fail_skip_in_ci(outcome.get_result(), "skipped")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
     """The same for a whole module skipped at import (a module-level ``pytest.importorskip``)."""
     outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get("CI", "").lower() == "true":
-        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"module skipped in CI (CI=true), which counts as a failure: {reason}"
+    _fail_skip_in_ci(outcome.get_result(), "module skipped")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -354,17 +355,14 @@ async def judge_records(
     """
     limit = window or 2 * int(getattr(judge.client, "max_concurrency", 8))
     in_flight: set[asyncio.Task[Record]] = set()
+    todo = iter(plan.pending if rows is None else rows)
     try:
-        for index, row in plan.pending if rows is None else rows:
-            in_flight.add(asyncio.create_task(_judge_row(judge, plan, index, row)))
-            if len(in_flight) >= limit:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                finished, abort = _outcomes(done)
-                for record in finished:
-                    yield record
-                if abort is not None:
-                    raise abort
-        while in_flight:
+        while True:
+            # keep ``limit`` rows in flight; yield each record as soon as its row is done
+            for index, row in itertools.islice(todo, limit - len(in_flight)):
+                in_flight.add(asyncio.create_task(_judge_row(judge, plan, index, row)))
+            if not in_flight:
+                return
             done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             finished, abort = _outcomes(done)
             for record in finished:
