@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from .._types import ChatResponse, Message, Usage
 from ..parsing import json_value_offset, score_distribution, token_index_at
+from ._criteria import Criterion, Scale
 
 if TYPE_CHECKING:
     from ._exact import ExactReader
-    from .rubric import Criterion, Scale
 
 __all__ = ["exact_scores", "expected_scores"]
 

@@ -57,19 +57,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from typing_extensions import Unpack
 
 from .._errors import ConfigurationError, JudgeError, ParseError, TruncatedError, VerdictError
+from .._text import as_text
 from .._types import ChatResponse, Message, Usage
-from ..clients.base import Client
-from ..guards import Guard
+from ..clients._protocol import Client
 from ..parsing import distribution_at, score_distribution, token_index_at
-from ..rewards import RewardFunc, as_text
+from ..rewards import RewardFunc
 from ..templates import PromptTemplate
 from ._bradley_terry import solve_spd
+from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
 from ._exact import ExactReader, letter_labels
 from ._group import GroupInfo, GroupReward, group_metrics, mean, seeded_order
-from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
-from .rubric import Criterion, Scale, ScaleSpec, check_criteria
+from ._options import JudgeOptions, Scoring, legacy_positionals
+from .base import BaseJudge
 
 __all__ = ["ListwiseJudge", "ListwiseResult"]
 
@@ -140,30 +142,23 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     the bundled ``prompts/listwise.j2``.
     """
 
+    @legacy_positionals("scale", "permutations", "on_error")
     def __init__(
         self,
         client: Client,
         criteria: Sequence[Criterion] | None = None,
+        *,
         scale: ScaleSpec = (0, 10),
         permutations: int = 3,
-        on_error: OnError = "abstain",
-        *,
         template: str | Path | None = None,
         aggregate: Aggregate = "debiased",
         alphabet: Alphabet = "digits",
         chunk_size: int = 8,
         max_prompt_chars: int | None = None,
-        scoring: Literal["auto", "expected", "sampled"] = "auto",
+        scoring: Scoring = "auto",
         exact: bool | None = None,
         ridge: float = 1.0,
-        max_reasks: int = 1,
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 2048,
-        seed: int | None = None,
-        name: str | None = None,
-        guard: Guard | bool | None = True,
-        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
-        batch_deadline: float | None = None,
+        **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
         self.scale = Scale.parse(scale)
@@ -191,18 +186,10 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             )
         if not (isinstance(ridge, int | float) and math.isfinite(ridge) and ridge >= 0):
             raise ConfigurationError(f"ridge must be a finite number >= 0; got {ridge!r}")
-        super().__init__(
-            client,
-            on_error=on_error,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-            name=name or "listwise",
-            guard=guard,
-            max_input_chars=max_input_chars,
-            batch_deadline=batch_deadline,
-        )
+        if not options.get("name"):
+            options["name"] = "listwise"
+        options.setdefault("max_tokens", 2048)  # one verdict holds a score per candidate
+        super().__init__(client, **options)
         capabilities = getattr(client, "capabilities", None)
         if scoring == "auto":
             scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
