@@ -32,6 +32,7 @@ exactly (``exact=``, see :mod:`._exact`): one extra one-token request per order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -44,11 +45,12 @@ from .._errors import ConfigurationError, VerdictError
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
-from ..parsing import distribution_at, json_value_offset, token_index_at
+from ..parsing import json_value_offset
 from ..rewards import RewardFunc
 from ..templates import PromptTemplate
 from ._bradley_terry import fit_bradley_terry
 from ._criteria import Criterion, check_criteria
+from ._distribution import Labels, exact, in_band
 from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
 from ._options import UNSET, JudgeOptions, Scoring, Unset, legacy_positionals, scoring_from_logprobs
@@ -265,23 +267,15 @@ class PreferenceJudge(BaseJudge[Preference]):
     ) -> tuple[dict[Label, float] | None, Usage]:
         """The label distribution read by prefill + constrained choice (see :mod:`._exact`)."""
         offset = json_value_offset(text, "winner")
-        if offset is None:
-            self.exact.skip("no winner in the verdict text")
-            return None, Usage()
-        return await self.exact.read_labels(
-            messages, text[:offset], self._valid_labels(), list(self.labels)
-        )
+        return await exact(self.exact, messages, text, offset, self._labels, what="winner")
 
     def _label_probs(self, response: ChatResponse) -> dict[Label, float] | None:
-        if not response.logprobs:
-            return None
-        offset = json_value_offset(response.text, "winner")
-        if offset is None:
-            return None
-        index = token_index_at(response.logprobs, response.text, offset)
-        if index is None:
-            return None
-        return distribution_at(response.logprobs, index, self._valid_labels())
+        offset = json_value_offset(response.text, "winner") if response.logprobs else None
+        return in_band(response, offset, self._labels)
+
+    @functools.cached_property
+    def _labels(self) -> Labels[Label]:
+        return Labels.of(self._valid_labels(), list(self.labels))
 
     def _valid_labels(self) -> dict[str, Label]:
         valid: dict[str, Label] = {label: label for label in self.labels}
