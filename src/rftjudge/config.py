@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ._datafile import check_document, read_capped
 from ._errors import ConfigurationError
 from .clients._ratelimit import RateLimits
 from .clients._registry import client as make_client
@@ -258,7 +259,7 @@ def load_config(path: str | Path) -> JudgeConfig:
     """Read and validate a judge config file (``.yaml``/``.yml``, ``.toml`` or ``.json``)."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_capped(file)
     except OSError as exc:
         raise ConfigurationError(f"{file}: cannot read the judge config ({exc.strerror})") from None
     data = _parse_text(file, text)
@@ -274,6 +275,7 @@ def parse_config(data: object, *, source: str = "<config>") -> JudgeConfig:
         raise ConfigurationError(
             f"{source}: a judge config must be a mapping of fields, got {type(data).__name__}"
         )
+    check_document(data, source)
     try:
         config = JudgeConfig.model_validate(dict(data))
     except ValidationError as exc:
