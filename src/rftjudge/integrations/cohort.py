@@ -82,8 +82,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CohortBuffer",
+    "CohortFullError",
     "CohortItem",
     "IncompleteGroupError",
+    "ServerLimits",
     "cohort_reward_func",
     "create_cohort_app",
     "group_key",

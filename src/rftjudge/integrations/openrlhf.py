@@ -62,7 +62,14 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-__all__ = ["COMMON_EOS_TOKENS", "create_app", "make_reward_func", "response_of", "serve"]
+__all__ = [
+    "COMMON_EOS_TOKENS",
+    "ServerLimits",
+    "create_app",
+    "make_reward_func",
+    "response_of",
+    "serve",
+]
 
 logger = logging.getLogger("rftjudge")
 
