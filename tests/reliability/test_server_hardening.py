@@ -238,26 +238,57 @@ async def test_a_flood_cannot_push_another_clients_query_to_the_back() -> None:
     assert answers[0].json()["rewards"] == [1.0] * 40
 
 
+async def test_a_flood_of_one_query_requests_from_one_host_is_shared_fairly_too() -> None:
+    judge = GatedJudge()
+    app = openrlhf.create_app(judge, deadline_s=60)  # type: ignore[arg-type]
+
+    def client(host: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(host, 1234))
+        return httpx.AsyncClient(transport=transport, base_url="http://server")
+
+    async with client("10.0.0.66") as flooder, client("10.0.0.7") as trainer:
+        flood = [
+            asyncio.create_task(flooder.post("/get_reward", json={"query": [f"flood-{i}"]}))
+            for i in range(30)
+        ]
+        await settle_loop()
+        single = asyncio.create_task(trainer.post("/get_reward", json={"query": ["single"]}))
+        await settle_loop()
+        for _ in range(3):
+            judge.finish.put_nowait(None)
+            await settle_loop()
+        assert "single" in judge.started[:5]
+        for _ in range(31):
+            judge.finish.put_nowait(None)
+        answers = await asyncio.gather(*flood, single)
+    assert all(a.json()["rewards"] == [1.0] for a in answers)
+
+
 async def test_fair_share_hands_slots_round_robin_and_survives_cancellation() -> None:
     fair = FairShare(1)
     order: list[str] = []
     release = asyncio.Event()
 
-    async def hold(owner: int, name: str) -> None:
-        async with fair.slot(owner):
+    async def hold(client: str, request: int, name: str) -> None:
+        async with fair.slot(client, request):
             order.append(name)
             await release.wait()
 
-    first = asyncio.create_task(hold(0, "a1"))
+    first = asyncio.create_task(hold("a", 0, "a0-1"))
     await settle_loop(5)
-    waiting = [asyncio.create_task(hold(0, f"a{i}")) for i in (2, 3)]
-    waiting.append(asyncio.create_task(hold(1, "b1")))
-    cancelled = asyncio.create_task(hold(2, "c1"))
+    waiting = [
+        asyncio.create_task(hold("a", 0, "a0-2")),
+        asyncio.create_task(hold("a", 0, "a0-3")),
+        asyncio.create_task(hold("a", 1, "a1-1")),
+        asyncio.create_task(hold("b", 2, "b2-1")),
+    ]
+    cancelled = asyncio.create_task(hold("c", 3, "c3-1"))
     await settle_loop(5)
     cancelled.cancel()
     release.set()
     await asyncio.gather(first, *waiting)
-    assert order == ["a1", "a2", "b1", "a3"]
+    # clients in turn (a, b, a, ...), and a's requests in turn (0, 1, 0)
+    assert order == ["a0-1", "a0-2", "b2-1", "a1-1", "a0-3"]
     assert fair.free == 1
 
 

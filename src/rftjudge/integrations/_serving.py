@@ -209,57 +209,69 @@ async def _refuse(send: Any, status: int, message: str) -> None:
 
 
 class FairShare:
-    """Concurrency slots handed out in turn across requests (round-robin), not first come.
+    """Concurrency slots handed out in turn (round-robin), not first come: across clients, then
+    across each client's requests.
 
-    ``slots`` is the judge's concurrency (its client's ``max_concurrency``). A request's items wait
-    in the request's own queue; each slot that frees goes to the next request in turn, so a request
-    with one item waits for at most one slot turnover per other active request, however many items
-    the others sent.
+    ``slots`` is the judge's concurrency (its client's ``max_concurrency``). Waiting items queue per
+    client (the peer's host) and, within it, per request; each slot that frees goes to the next
+    client in turn and, within that client, to its next request in turn. A client's single query
+    waits for about one slot turnover per other active client — whether the flood arrives as one
+    request of 10,000 queries or as 10,000 requests of one (OpenRLHF 0.11.2 sends one per sample).
     """
 
     def __init__(self, slots: int) -> None:
         self.free = max(1, int(slots))
-        self._queues: collections.OrderedDict[int, collections.deque[asyncio.Future[None]]] = (
-            collections.OrderedDict()
-        )
+        self._waiting: collections.OrderedDict[
+            str, collections.OrderedDict[int, collections.deque[asyncio.Future[None]]]
+        ] = collections.OrderedDict()
 
     @contextlib.asynccontextmanager
-    async def slot(self, owner: int) -> AsyncIterator[None]:
-        """Hold one slot for ``owner`` (a request's number) for the block's duration."""
-        if self.free > 0 and not self._queues:
+    async def slot(self, client: str, request: int) -> AsyncIterator[None]:
+        """Hold one slot for an item of ``request`` from ``client`` for the block's duration."""
+        if self.free > 0 and not self._waiting:
             self.free -= 1
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._queues.setdefault(owner, collections.deque()).append(future)
+            requests = self._waiting.setdefault(client, collections.OrderedDict())
+            requests.setdefault(request, collections.deque()).append(future)
             try:
                 await future
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release()  # granted just as it was cancelled: pass the slot on
                 else:
-                    self._forget(owner, future)
+                    self._forget(client, request, future)
                 raise
         try:
             yield
         finally:
             self._release()
 
-    def _forget(self, owner: int, future: asyncio.Future[None]) -> None:
-        queue = self._queues.get(owner)
-        if queue is not None:
-            with contextlib.suppress(ValueError):
-                queue.remove(future)
-            if not queue:
-                del self._queues[owner]
+    def _forget(self, client: str, request: int, future: asyncio.Future[None]) -> None:
+        requests = self._waiting.get(client)
+        queue = requests.get(request) if requests is not None else None
+        if requests is None or queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(future)
+        if not queue:
+            del requests[request]
+        if not requests:
+            del self._waiting[client]
 
     def _release(self) -> None:
-        while self._queues:
-            owner, queue = next(iter(self._queues.items()))
+        while self._waiting:
+            client, requests = next(iter(self._waiting.items()))
+            request, queue = next(iter(requests.items()))
             future = queue.popleft()
             if queue:
-                self._queues.move_to_end(owner)  # its next item waits for everyone else's turn
+                requests.move_to_end(request)  # its next item waits for the client's other requests
             else:
-                del self._queues[owner]
+                del requests[request]
+            if requests:
+                self._waiting.move_to_end(client)  # and for every other client's turn
+            else:
+                del self._waiting[client]
             if not future.done():
                 future.set_result(None)
                 return

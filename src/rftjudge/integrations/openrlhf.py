@@ -284,13 +284,13 @@ def create_app(
                 limits.check_list(values, name)
         except RequestRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        owner = next(requests)
+        peer, number = request.client.host if request.client else "", next(requests)
         try:
             answer = await scorer.score(
                 queries,
                 prompts if isinstance(prompts, list) else None,
                 labels if isinstance(labels, list) else None,
-                gate=lambda: fair.slot(owner),
+                gate=lambda: fair.slot(peer, number),
             )
         except Exception:  # a bug must not cost OpenRLHF its rewards: answer, flagged
             logger.exception("rftjudge: OpenRLHF reward request failed")
