@@ -12,9 +12,10 @@ Anyone who can reach a reward server can spend its judge budget, stall it or bia
   past ``max_body_bytes`` and with 408 when it has not arrived within ``read_timeout_s`` (a client
   sending a byte a minute holds nothing for long); lists longer than ``max_items`` and strings
   longer than ``max_chars`` are refused with 413; uvicorn runs with ``limit_concurrency``.
-- **a fair share of the judge** (:class:`FairShare`): one request's items take the judge's
-  concurrency slots in turn with every other request's, so a client sending 10,000 queries at once
-  cannot push another client's single query past its deadline into the neutral fallback.
+- **a fair share of the judge** (:class:`FairShare`): the judge's concurrency slots go round-robin
+  across clients and, within a client, across its requests, so a client sending 10,000 queries —
+  in one request or in 10,000 — cannot push another client's single query past its deadline into
+  the neutral fallback.
 """
 
 from __future__ import annotations
