@@ -381,3 +381,29 @@ def test_serve_openrlhf_takes_eos_token_and_token(
     assert custom.exit_code == 0 and default.exit_code == 0, custom.output + default.output
     assert calls[0]["eos_token"] == ["<eos>"] and calls[0]["token"] == TOKEN
     assert "<|im_end|>" in calls[1]["eos_token"] and calls[1]["token"] is None
+
+
+async def test_a_client_that_disconnects_mid_body_gets_an_answer_not_a_crash() -> None:
+    judge, script = scripted_judge(on_error=0.5)
+    app = openrlhf.create_app(judge)
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"query": [', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/get_reward", "raw_path": b"/get_reward", "query_string": b"",
+        "root_path": "", "headers": [], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400 and not script.seen

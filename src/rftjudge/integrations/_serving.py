@@ -130,6 +130,10 @@ async def read_json(receive: Callable[[], AsyncIterator[bytes]], limits: ServerL
         raise RequestRejected(
             408, f"the body did not arrive within {limits.read_timeout_s:g} s"
         ) from None
+    except RequestRejected:
+        raise
+    except Exception as exc:  # the client went away mid-body (starlette's ClientDisconnect)
+        raise RequestRejected(400, f"the body could not be read ({type(exc).__name__})") from None
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, RecursionError):
