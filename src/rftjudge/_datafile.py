@@ -4,9 +4,9 @@ YAML aliases let a few hundred bytes stand for billions of values (the "billion 
 each level of ``&a [*b, *b, ...]`` multiplies the size by ten). PyYAML builds such a document
 cheaply — the aliases are shared references — but anything that walks it afterwards (validation,
 the config's fingerprint, ``json.dumps``) pays for every expanded value. A judge config is a few
-dozen values, so :func:`check_document` walks the parsed document once, counting values as they
-would be expanded, and refuses it as soon as the count passes :data:`MAX_VALUES` (a
-self-referencing alias never ends and is refused the same way). :data:`MAX_BYTES` caps the file
+dozen values, so :func:`check_document` sizes the parsed document as it would be expanded (each
+shared part once, from a memo) and refuses it past :data:`MAX_VALUES` (a self-referencing alias
+is infinite and is refused the same way). :data:`MAX_BYTES` caps the file
 before it is parsed at all.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ._errors import ConfigurationError
 
@@ -45,23 +45,39 @@ def read_capped(file: Path) -> str:
 def check_document(data: object, source: str) -> None:
     """Refuse a parsed document that expands to more than :data:`MAX_VALUES` values.
 
-    The walk stops at the limit, so it costs at most :data:`MAX_VALUES` steps whatever the document.
+    Each distinct list or mapping is sized once (shared ones — aliases — from a memo), so the check
+    costs the size of the document as written, however large it would be expanded.
     """
-    count = 0
-    stack: list[Any] = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, Mapping):
-            count += 2 * len(value)
-            items: list[Any] = [*value.keys(), *value.values()] if count <= MAX_VALUES else []
-        elif isinstance(value, list | tuple):
-            count += len(value)
-            items = list(value) if count <= MAX_VALUES else []
-        else:
-            continue
-        if count > MAX_VALUES:
-            raise ConfigurationError(
-                f"{source}: the judge config expands to more than {MAX_VALUES:,} values "
-                "(YAML aliases repeating data, or a self-referencing alias); write it out plainly"
-            )
-        stack.extend(items)
+    try:
+        _expanded_size(data, {}, set(), source)
+    except RecursionError:
+        raise ConfigurationError(f"{source}: the judge config is nested too deeply") from None
+
+
+def _expanded_size(value: object, sizes: dict[int, int], active: set[int], source: str) -> int:
+    if not isinstance(value, Mapping | list | tuple):
+        return 0
+    key = id(value)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        _too_large(source)  # it contains itself: infinite once expanded
+    active.add(key)
+    children: list[Any] = (
+        [*value.keys(), *value.values()] if isinstance(value, Mapping) else list(value)
+    )
+    total = len(children)
+    for child in children:
+        total += _expanded_size(child, sizes, active, source)
+        if total > MAX_VALUES:
+            _too_large(source)
+    active.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _too_large(source: str) -> NoReturn:
+    raise ConfigurationError(
+        f"{source}: the judge config expands to more than {MAX_VALUES:,} values "
+        "(YAML aliases repeating data, or a self-referencing alias); write it out plainly"
+    )

@@ -264,7 +264,10 @@ def load_config(path: str | Path) -> JudgeConfig:
         text = read_capped(file)
     except OSError as exc:
         raise ConfigurationError(f"{file}: cannot read the judge config ({exc.strerror})") from None
-    data = _parse_text(file, text)
+    try:
+        data = _parse_text(file, text)
+    except RecursionError:  # [[[[...]]]] thousands deep: the parsers recurse
+        raise ConfigurationError(f"{file}: the judge config is nested too deeply") from None
     config = parse_config(data, source=str(file))
     if config.template is not None:
         config = config.model_copy(update={"template": _resolve_template(config.template, file)})

@@ -40,6 +40,14 @@ def test_a_self_referencing_alias_is_refused(tmp_path: Path) -> None:
         load_config(path)
 
 
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_config_nested_thousands_deep_is_one_line(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text('{"client_options": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    with pytest.raises(ConfigurationError, match="nested too deeply"):
+        load_config(path)
+
+
 def test_a_config_over_a_mebibyte_is_not_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "big.json"
     path.write_text('{"model": "' + "m" * (2 << 20) + '"}', encoding="utf-8")
