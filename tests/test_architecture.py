@@ -211,6 +211,7 @@ print("\\n".join(failed))
 """
 
 
+@pytest.mark.timeout(300)  # ~90 processes: seconds on an idle machine, a minute under load
 @pytest.mark.skipif(sys.platform == "win32", reason="uses os.fork")
 def test_every_module_imports_on_its_own() -> None:
     """Each module imported first in a fresh process: an import-time cycle would fail here.

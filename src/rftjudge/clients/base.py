@@ -59,6 +59,7 @@ from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
 from ..pricing import Price
 from ._cache_io import CacheIO
+from ._classify import classify
 from ._headers import parse_retry_after
 from ._protocol import Capabilities, Client
 from ._ratelimit import (
@@ -398,14 +399,12 @@ class HTTPClient(Rebuildable, ABC):
                 rate.observe(permit, snapshot)
             try:
                 result = self._handle(response, response_headers)
-            except RateLimitError as exc:
-                rate.correct(permit, 0)
-                if not isinstance(exc, QuotaExceededError):
+            except ProviderError as exc:
+                rate.correct(permit, 0)  # refused or failed: nothing was spent
+                failure = classify(exc)
+                if failure.kind == "rate_limit":  # AIMD backs off on rate limits only
                     self.stats.rate_limited += 1
-                    rate.on_rate_limited(permit, exc.retry_after)
-                raise
-            except ProviderError:
-                rate.correct(permit, 0)
+                    rate.on_rate_limited(permit, failure.retry_after)
                 raise
             if result.usage.total_tokens:
                 rate.correct(permit, result.usage.total_tokens)
