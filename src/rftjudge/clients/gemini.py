@@ -6,11 +6,13 @@ model's reasoning and are skipped. A blocked prompt comes back with no candidate
 ``promptFeedback.blockReason``: it is returned as ``finish_reason="content_filter"`` with the reason
 in ``refusal``, so the judge raises :class:`~rftjudge.RefusalError` instead of a parse failure.
 
-Every ``finishReason`` of the API has its outcome: ``MAX_TOKENS`` is a truncation; the content
-filters (``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, ``LANGUAGE``,
-``MODEL_ARMOR`` and the image ones) are refusals; a failed generation (``MALFORMED_FUNCTION_CALL``,
-``UNEXPECTED_TOOL_CALL``, ``TOO_MANY_TOOL_CALLS``, ``MISSING_THOUGHT_SIGNATURE``, ``OTHER`` …) is
-retried like a 5xx. The schema is sent in Gemini's dialect (:func:`~rftjudge.clients._schema.gemini_schema`).
+Every ``finishReason`` of the API has its outcome: ``MAX_TOKENS`` and ``CONTINUATION`` are
+truncations; the content filters (``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``,
+``SPII``, ``LANGUAGE``, ``MODEL_ARMOR``, ``ESCALATION``, ``PUP_LIMITED_DISABLED`` and the image ones)
+are refusals; a failed generation (``MALFORMED_FUNCTION_CALL``, ``UNEXPECTED_TOOL_CALL``,
+``TOO_MANY_TOOL_CALLS``, ``MISSING_THOUGHT_SIGNATURE``, ``MALFORMED_RESPONSE``, ``OTHER`` …) is
+retried like a 5xx. The schema is sent in Gemini's dialect
+(:func:`~rftjudge.clients._schema.gemini_schema`).
 
 Logprobs (``responseLogprobs`` + ``logprobs``) are rejected by most 2.5+ models with a 400, so they
 are opt-in: ``GeminiClient(logprobs=True)`` advertises them to judges.
@@ -55,6 +57,10 @@ _FILTERED = frozenset(
         "SPII",
         "LANGUAGE",
         "MODEL_ARMOR",
+        "ESCALATION",  # filtered by an escalation rule
+        # the account is limited for Prohibited Use Policy violations: no answer will come, and a
+        # refusal (abstain, not retried) is the outcome that spends nothing more
+        "PUP_LIMITED_DISABLED",
         "IMAGE_SAFETY",
         "IMAGE_PROHIBITED_CONTENT",
         "IMAGE_RECITATION",
@@ -64,6 +70,7 @@ _FINISH = {
     "STOP": "stop",
     "FINISH_REASON_UNSPECIFIED": "stop",
     "MAX_TOKENS": "length",
+    "CONTINUATION": "length",  # the per-request token limit, generation not complete
     **{k: "content_filter" for k in _FILTERED},
 }
 # The generation went wrong without a verdict or a refusal in it: retried like a 5xx.
