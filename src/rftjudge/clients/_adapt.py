@@ -47,9 +47,26 @@ class Adaptive:
     _mode_ladder: tuple[str, ...] = ()
     _mode_words: re.Pattern[str] | None = None
 
-    def _init_adaptive(self, omit: Iterable[str] = ()) -> None:
+    def _init_adaptive(
+        self, omit: Iterable[str] = (), send_temperature: bool | None = None
+    ) -> None:
+        """Start with ``omit`` left out; ``send_temperature`` True/False overrides the table."""
         self.dropped = set(omit)
         self.adaptations = Counter()
+        if send_temperature is not None:
+            self.send_temperature = send_temperature
+
+    @property
+    def send_temperature(self) -> bool:
+        """Whether requests carry ``temperature`` (False once the model is known to reject it)."""
+        return "temperature" not in self.dropped
+
+    @send_temperature.setter
+    def send_temperature(self, value: bool) -> None:
+        if value:
+            self.dropped.discard("temperature")
+        else:
+            self.dropped.add("temperature")
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         rejected: set[str] = set()

@@ -111,10 +111,7 @@ class AnthropicClient(Adaptive, HTTPClient):
             )
         self._api_key = key or None
         self.structured_output: AnthropicStructuredOutput = structured_output
-        omit = set(rejected_fields(self.provider, model))
-        if send_temperature is not None:
-            omit = (omit - {"temperature"}) if send_temperature else (omit | {"temperature"})
-        self._init_adaptive(omit)
+        self._init_adaptive(rejected_fields(self.provider, model), send_temperature)
         self.default_max_tokens = default_max_tokens
         super().__init__(
             model,
@@ -123,11 +120,6 @@ class AnthropicClient(Adaptive, HTTPClient):
         )
         self._url = f"{self.base_url}/v1/messages"
         self._headers = {"anthropic-version": anthropic_version}
-
-    @property
-    def send_temperature(self) -> bool:
-        """Whether requests carry ``temperature`` (False once the model is known to reject it)."""
-        return "temperature" not in self.dropped
 
     def default_capabilities(self) -> Capabilities:
         return Capabilities(

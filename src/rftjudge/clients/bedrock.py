@@ -143,10 +143,7 @@ class BedrockClient(Adaptive, HTTPClient):
     ) -> None:
         check_structured_output(structured_output, _MODES)
         self.structured_output: BedrockStructuredOutput = structured_output
-        omit = set(rejected_fields(self.provider, model))
-        if send_temperature is not None:
-            omit = (omit - {"temperature"}) if send_temperature else (omit | {"temperature"})
-        self._init_adaptive(omit)
+        self._init_adaptive(rejected_fields(self.provider, model), send_temperature)
         self._claude = isinstance(model, str) and "claude" in model.lower()
         self._bearer = None
         self._credentials: CredentialsProvider | None = None
@@ -177,11 +174,6 @@ class BedrockClient(Adaptive, HTTPClient):
         self._headers = {"accept": "application/json"}
 
     # -- auth ------------------------------------------------------------------------------------
-
-    @property
-    def send_temperature(self) -> bool:
-        """Whether requests carry ``temperature`` (False once the model is known to reject it)."""
-        return "temperature" not in self.dropped
 
     @property
     def auth_mode(self) -> Literal["api_key", "sigv4"]:
