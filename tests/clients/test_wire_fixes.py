@@ -443,3 +443,28 @@ async def test_sglang_abort_is_a_server_failure(api: respx.MockRouter, fake_slee
     )
     assert (await client.complete(REQ)).retries == 1
     assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("`temperature` is deprecated for this model.", "temperature"),
+        ("Unsupported value: 'temperature' does not support 0.0 with this model.", "temperature"),
+        ("ValidationException: The model does not support top_k", "top_k"),
+        ("Unsupported parameter: 'seed' is not supported with this model.", "seed"),
+        ("extra inputs are not permitted: body.top_p", "top_p"),
+        ("The prompt asks about temperature, and it is too long", None),
+        ("temperature: must be <= 1", None),
+        ("Unsupported parameter: 'max_tokens'", None),
+        ("unsupported: temperatures_list", None),
+    ],
+)
+def test_which_400_names_a_droppable_field(message: str, field: str | None) -> None:
+    from rftjudge.clients._params import DROPPABLE, rejected_field
+
+    assert rejected_field(message, DROPPABLE) == field
+
+
+def test_openais_own_ladder_skips_the_llama_cpp_python_extension() -> None:
+    assert "json_object_schema" not in OpenAIClient("gpt-4.1-mini", api_key="k")._mode_ladder
+    assert "json_object_schema" in OpenAIClient("m", base_url=LOCAL)._mode_ladder

@@ -96,7 +96,7 @@ class OpenAIClient(Adaptive, HTTPClient):
 
     provider = "openai"
     _api_key = SecretField()  # stored as a SecretStr; auth headers are built per request
-    _mode_ladder = _MODES  # a rejected mode steps down to the next (see _adapt)
+    _mode_ladder: tuple[str, ...] = _MODES  # a rejected mode steps down to the next (_adapt)
     _mode_words = re.compile(r"response_format|json_schema|json_object|schema|structured output")
 
     def __init__(
@@ -181,6 +181,9 @@ class OpenAIClient(Adaptive, HTTPClient):
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
         known = rejected_fields(self.provider, model) if server in (None, "openai") else ()
         self._init_adaptive(known)
+        if server == "openai" or any(_is_openai_host(u) for u in urls):
+            # {type: json_object, schema} is llama-cpp-python's extension: OpenAI would reject it too
+            self._mode_ladder = tuple(m for m in _MODES if m != "json_object_schema")
 
     def default_capabilities(self) -> Capabilities:
         # Most OpenAI-compatible servers return logprobs; OpenAI's reasoning models do not, so
