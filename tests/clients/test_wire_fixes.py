@@ -468,3 +468,53 @@ def test_which_400_names_a_droppable_field(message: str, field: str | None) -> N
 def test_openais_own_ladder_skips_the_llama_cpp_python_extension() -> None:
     assert "json_object_schema" not in OpenAIClient("gpt-4.1-mini", api_key="k")._mode_ladder
     assert "json_object_schema" in OpenAIClient("m", base_url=LOCAL)._mode_ladder
+
+
+async def test_requests_in_flight_together_all_recover(api: respx.MockRouter) -> None:
+    """A batch meets the rejection in parallel: every request goes again, one adaptation counted."""
+    import asyncio
+
+    arrived: list[int] = []
+    all_sent = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if "temperature" in json.loads(request.content):
+            arrived.append(1)
+            if len(arrived) == 8:
+                all_sent.set()
+            await all_sent.wait()  # answer none until all eight are on the wire
+            return httpx.Response(400, json=OPENAI_400)
+        return httpx.Response(200, json=chat())
+
+    route = api.post(f"{LOCAL}/chat/completions").mock(side_effect=answer)
+    client = OpenAIClient("m", base_url=LOCAL, coalesce=False)
+    requests = [
+        ChatRequest(messages=(Message("user", f"item {i}"),), output_schema=SCHEMA, temperature=0.0)
+        for i in range(8)
+    ]
+    # All eight are built (with temperature) before any answer is read.
+    results = await asyncio.gather(*(client.complete(r) for r in requests))
+    assert len(results) == 8 and route.call_count == 16
+    assert client.adaptations == {"dropped:temperature": 1}
+    assert not client.stats.failures
+
+
+async def test_a_judge_on_a_model_that_rejects_temperature_still_scores(
+    api: respx.MockRouter,
+) -> None:
+    from rftjudge import Criterion, RubricJudge
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if "temperature" in json.loads(request.content):
+            return httpx.Response(400, json=ANTHROPIC_400)
+        verdict = json.dumps({"rationale": "r", "scores": {"q": 5}})
+        return httpx.Response(200, json={"content": [{"type": "text", "text": verdict}],
+                                         "stop_reason": "end_turn", "usage": {}})  # fmt: skip
+
+    api.post("https://api.anthropic.com/v1/messages").mock(side_effect=answer)
+    judge = RubricJudge(
+        AnthropicClient("claude-next-model", api_key="k"),
+        criteria=[Criterion(name="q", description="good?")],
+        scale=(1, 5),
+    )
+    assert await judge.areward("q", "a") == 1.0

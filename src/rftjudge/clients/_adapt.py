@@ -71,11 +71,12 @@ class Adaptive:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         rejected: set[str] = set()
         while True:
+            mode = self.structured_output  # the mode this attempt is built with
             try:
                 response: ChatResponse = await super().complete(request)  # type: ignore[misc]
                 return response
             except (BadRequestError, ServerError) as exc:
-                what = self._adapt(exc, request, rejected)
+                what = self._adapt(exc, request, rejected, mode)
                 if what is None:
                     raise
                 rejected.add(what)
@@ -83,44 +84,51 @@ class Adaptive:
                 if self.stats.failures[exc.kind] <= 0:  # type: ignore[attr-defined]
                     del self.stats.failures[exc.kind]  # type: ignore[attr-defined]
 
-    def _adapt(self, exc: HTTPStatusError, request: ChatRequest, rejected: set[str]) -> str | None:
-        """What to change so that ``request`` may pass (and change it); None when nothing."""
+    def _adapt(
+        self, exc: HTTPStatusError, request: ChatRequest, rejected: set[str], mode: str
+    ) -> str | None:
+        """What to change so that ``request`` may pass (and change it); None when nothing.
+
+        Requests in flight together meet the same rejection: the first changes the client, the
+        others see the change made and simply go again (once), without logging or counting it.
+        """
         message = f"{exc} {exc.body or ''}"
-        field = rejected_field(message, DROPPABLE - self.dropped)
-        if field is not None and isinstance(exc, BadRequestError) and field not in rejected:
-            self.dropped.add(field)
-            self.adaptations[f"dropped:{field}"] += 1
-            logger.warning(
-                "rftjudge: %s:%s rejected `%s` (%s); sending requests without it from now on",
-                self.provider,  # type: ignore[attr-defined]
-                self.model,  # type: ignore[attr-defined]
-                field,
-                _clip(str(exc)),
-            )
+        field = rejected_field(message, DROPPABLE - rejected)
+        if field is not None and isinstance(exc, BadRequestError):
+            if field not in self.dropped:
+                self.dropped.add(field)
+                self.adaptations[f"dropped:{field}"] += 1
+                logger.warning(
+                    "rftjudge: %s:%s rejected `%s` (%s); sending requests without it from now on",
+                    self.provider,  # type: ignore[attr-defined]
+                    self.model,  # type: ignore[attr-defined]
+                    field,
+                    _clip(str(exc)),
+                )
             return field
         ladder = self._mode_ladder
         words = self._mode_words
         if (
             request.output_schema is None
             or words is None
-            or self.structured_output not in ladder[:-1]
+            or mode not in ladder[:-1]
             or "mode" in rejected
             or not words.search(message.lower())
         ):
             return None
-        old = self.structured_output
-        new = ladder[ladder.index(old) + 1]
-        self.structured_output = new
-        self.adaptations[f"structured_output:{new}"] += 1
-        logger.warning(
-            "rftjudge: %s:%s rejected structured_output=%r (%s); using %r from now on "
-            "(the verdict is still validated locally)",
-            self.provider,  # type: ignore[attr-defined]
-            self.model,  # type: ignore[attr-defined]
-            old,
-            _clip(str(exc)),
-            new,
-        )
+        if self.structured_output == mode:  # not yet stepped down by a request beside this one
+            new = ladder[ladder.index(mode) + 1]
+            self.structured_output = new
+            self.adaptations[f"structured_output:{new}"] += 1
+            logger.warning(
+                "rftjudge: %s:%s rejected structured_output=%r (%s); using %r from now on "
+                "(the verdict is still validated locally)",
+                self.provider,  # type: ignore[attr-defined]
+                self.model,  # type: ignore[attr-defined]
+                mode,
+                _clip(str(exc)),
+                new,
+            )
         return "mode"
 
 
