@@ -518,3 +518,29 @@ async def test_a_judge_on_a_model_that_rejects_temperature_still_scores(
         scale=(1, 5),
     )
     assert await judge.areward("q", "a") == 1.0
+
+
+async def test_requests_in_flight_together_step_down_one_mode_only(api: respx.MockRouter) -> None:
+    import asyncio
+
+    arrived: list[int] = []
+    all_sent = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["response_format"]["type"] == "json_schema":
+            arrived.append(1)
+            if len(arrived) == 8:
+                all_sent.set()
+            await all_sent.wait()
+            return httpx.Response(500, json=LLAMA_CPP_PYTHON_500)
+        return httpx.Response(200, json=chat())
+
+    api.post(f"{LOCAL}/chat/completions").mock(side_effect=answer)
+    client = OpenAIClient("m", base_url=LOCAL, coalesce=False, max_retries=0)
+    requests = [
+        ChatRequest(messages=(Message("user", f"item {i}"),), output_schema=SCHEMA, temperature=0.0)
+        for i in range(8)
+    ]
+    assert len(await asyncio.gather(*(client.complete(r) for r in requests))) == 8
+    assert client.structured_output == "json_object_schema"  # one step, not eight
+    assert client.adaptations == {"structured_output:json_object_schema": 1}
