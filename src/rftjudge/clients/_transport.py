@@ -98,7 +98,7 @@ async def _exact_url(
 ) -> aiohttp.ClientResponse:
     """Send the path and query as httpx encoded them, not as yarl re-normalised them."""
     raw = _WIRE_URL.get()
-    if raw is not None:
+    if raw is not None and "%" in raw:  # without an escape there is nothing yarl could rewrite
         import yarl
 
         exact = yarl.URL(raw, encoded=True)
