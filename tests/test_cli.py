@@ -91,6 +91,16 @@ def chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A copy of the sample data in a folder of its own: results default to next to the data."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    copy = folder / SAMPLE.name
+    copy.write_bytes(SAMPLE.read_bytes())
+    return copy
+
+
 def test_help_and_version() -> None:
     result = run("--help")
     assert result.exit_code == 0
@@ -119,11 +129,12 @@ def test_import_rftjudge_does_not_load_cli_dependencies() -> None:
 
 
 def test_score_writes_resumes_and_summarises(
-    rubric_api: respx.MockRouter, judge_file: Path, chdir: Path
+    rubric_api: respx.MockRouter, judge_file: Path, chdir: Path, sample: Path
 ) -> None:
-    result = run("score", SAMPLE, "--judge", judge_file)
+    result = run("score", sample, "--judge", judge_file)
     assert result.exit_code == 0, result.output
-    out = chdir / "sample.scores.jsonl"
+    out = sample.parent / "sample.scores.jsonl"  # next to the data, not in the working directory
+    assert f"results: {out}" in result.stdout
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["index"] for r in records) == list(range(8))
     assert {r["id"] for r in records} == {f"s{i}" for i in range(1, 9)}
@@ -134,12 +145,13 @@ def test_score_writes_resumes_and_summarises(
     assert f"tokens: {50 * calls} in, {10 * calls} out ({calls} requests)" in result.stdout
     assert f"cost: ${(50 * calls * 1.0 + 10 * calls * 2.0) / 1e6:.4f}" in result.stdout
 
-    again = run("score", SAMPLE, "--judge", judge_file, "--sorted", "--json")
+    again = run("score", sample, "--judge", judge_file, "--sorted", "--json")
     assert again.exit_code == 0
     assert rubric_api.calls.call_count == calls  # nothing judged twice
     assert "8 rows already judged (skipped)" in again.stderr
     summary = json.loads(again.stdout)
     assert summary["judged"] == 8 and summary["failed"] == 0
+    assert summary["results"] == str(out)
     assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == list(range(8))
 
 
@@ -238,10 +250,10 @@ PROBE = "http://127.0.0.1:8089/v1/models"  # where `rftjudge local` would be ser
 
 
 def test_score_without_provider_uses_the_local_judge(
-    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path
+    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path, sample: Path
 ) -> None:
     rubric_api.get(PROBE).mock(side_effect=httpx.ConnectError("nothing there"))
-    result = run("score", SAMPLE, "--judge", ROOT / "examples" / "judges" / "helpfulness.yaml")
+    result = run("score", sample, "--judge", ROOT / "examples" / "judges" / "helpfulness.yaml")
     assert result.exit_code == 0, result.output
     assert "no judge provider configured: using the offline local judge" in result.stderr
     (server,) = fake_local.instances
@@ -256,13 +268,13 @@ def test_score_without_provider_uses_the_local_judge(
 
 
 def test_a_running_rftjudge_local_is_reused(
-    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path
+    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path, sample: Path
 ) -> None:
     rubric_api.get(PROBE).mock(
         return_value=httpx.Response(200, json={"data": [{"id": "local-judge"}]})
     )
     rubric_api.post("http://127.0.0.1:8089/v1/chat/completions").mock(side_effect=rubric_reply)
-    result = run("score", SAMPLE, "--limit", "2")
+    result = run("score", sample, "--limit", "2")
     assert result.exit_code == 0, result.output
     assert "using the local judge at http://127.0.0.1:8089/v1" in result.stderr
     assert fake_local.instances == []  # no second server started

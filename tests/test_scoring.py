@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,9 @@ from rftjudge import (
 )
 from rftjudge.config import DEFAULT_PREFERENCE_JUDGE, JudgeConfig, Price
 from rftjudge.scoring import (
+    BadRow,
     Columns,
+    OutputFailed,
     RunAborted,
     current_results,
     judge_plan,
@@ -89,14 +95,6 @@ def test_jsonl_json_csv_tsv_readers(tmp_path: Path) -> None:
 
 
 def test_reader_errors_name_the_place(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "p"}\n{oops\n')
-    with pytest.raises(ConfigurationError, match=r"bad.jsonl: line 2: invalid JSON"):
-        list(read_rows(bad))
-    scalar = tmp_path / "scalar.jsonl"
-    scalar.write_text("[1, 2]\n")
-    with pytest.raises(ConfigurationError, match="line 1: expected a JSON object"):
-        list(read_rows(scalar))
     odd = tmp_path / "data.xlsx"
     odd.write_text("x")
     with pytest.raises(ConfigurationError, match=r"unknown data format '\.xlsx'"):
@@ -105,6 +103,72 @@ def test_reader_errors_name_the_place(tmp_path: Path) -> None:
     notjson.write_text('{"a": 1}')
     with pytest.raises(ConfigurationError, match="expected a JSON list of objects"):
         list(read_rows(notjson))
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("prompt,response\ncaf\xe9,r\n".encode("latin-1"))
+    with pytest.raises(ConfigurationError, match=r"l.csv: not UTF-8"):
+        list(read_rows(latin1))
+
+
+def test_a_missing_path_is_an_error_naming_it_not_a_hub_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # any Hub attempt would fail differently
+    with pytest.raises(ConfigurationError, match=r"^\S*nope.jsonl: no such file or directory$"):
+        read_rows(tmp_path / "nope.jsonl")
+    with pytest.raises(ConfigurationError, match=r"org/name: no such .* written hf:org/name"):
+        read_rows("org/name")
+    with pytest.raises(ImportError, match="hf:org/name: .*needs the datasets package"):
+        list(read_rows("hf:org/name"))  # the Hub only for an explicit hf: prefix
+
+
+def test_unreadable_jsonl_lines_become_error_records_at_their_index(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    good = [json.dumps({"prompt": f"question {i}", "response": f"answer {i}"}) for i in range(4)]
+    data.write_bytes(
+        "\n".join([good[0], "{oops", good[1], "[1, 2]", good[2], "", good[3]]).encode()
+        + b"\n{\"prompt\": \"\xff\"}\n"  # not UTF-8
+    )
+    rows = list(read_rows(data))
+    assert len(rows) == 7 and [isinstance(r, BadRow) for r in rows] == [
+        False, True, False, True, False, False, True,
+    ]  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    stats = asyncio.run(run_plan(rubric(by_number), plan_run(rows, out)))
+    assert (stats.judged, stats.failed) == (7, 3)
+    records = latest_results(out)
+    assert sorted(records) == list(range(7))  # no row lost, none shifted
+    assert records[1]["error"] == {
+        "kind": "input",
+        "type": "UnreadableRow",
+        "message": records[1]["error"]["message"],
+    }
+    assert records[1]["error"]["message"].startswith("d.jsonl: line 2: invalid JSON")
+    assert records[3]["error"]["message"] == "d.jsonl: line 4: expected a JSON object, got list"
+    assert records[6]["error"]["message"].startswith("d.jsonl: line 8: invalid JSON")
+    for index, number in ((0, 0), (2, 1), (4, 2), (5, 3)):  # each good row judged as itself
+        assert records[index]["criteria"] == {"q": float(1 + number % 5)}
+    assert plan_run(read_rows(data), out).pending == []  # resumes like any failed row
+    data.write_bytes(data.read_bytes().replace(b"{oops", good[3].encode()))  # line 2 fixed
+    assert [i for i, _ in plan_run(read_rows(data), out).pending] == [1]  # only that row
+
+
+def test_csv_rows_with_the_wrong_field_count_are_error_records(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "prompt,response\nquestion 0,answer 0\nquestion 1,answer 1,extra\n\n"
+        "question 2\nquestion 3,answer 3\n"
+    )
+    out = tmp_path / "out.jsonl"
+    asyncio.run(run_plan(rubric(by_number), plan_run(read_rows(data), out)))
+    records = latest_results(out)
+    assert sorted(records) == [0, 1, 2, 3]
+    assert records[1]["error"]["message"] == (
+        "d.csv: row 2 (line 3): 3 fields where the header has 2"
+    )
+    assert records[2]["error"]["message"] == (
+        "d.csv: row 3 (line 5): 1 fields where the header has 2"
+    )
+    assert records[3]["ok"] and records[3]["criteria"] == {"q": 4.0}  # not shifted
 
 
 def test_parquet_reader(tmp_path: Path) -> None:
@@ -137,7 +201,9 @@ def test_saved_and_hub_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     assert list(read_rows("hf:org/set", split="validation")) == [{"prompt": "p", "response": "r"}]
-    assert list(read_rows("org/other")) == [{"prompt": "p", "response": "r"}]
+    assert list(read_rows("hf:org/other")) == [{"prompt": "p", "response": "r"}]
+    with pytest.raises(ConfigurationError, match="no such file"):
+        read_rows("org/unprefixed")
     assert calls == [("org/set", "validation"), ("org/other", "train")]
 
 
