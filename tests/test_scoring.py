@@ -22,6 +22,7 @@ from rftjudge import (
     ConfigurationError,
     Criterion,
     FunctionClient,
+    ListwiseJudge,
     PreferenceJudge,
     RubricJudge,
 )
@@ -40,6 +41,8 @@ from rftjudge.scoring import (
     sort_results,
     summarize,
 )
+
+from support.listwise import ListwiseScript
 
 ROWS = [
     {"id": f"r{i}", "prompt": f"question {i}", "response": f"answer {i}", "reference": None}
@@ -117,7 +120,7 @@ def test_a_missing_path_is_an_error_naming_it_not_a_hub_lookup(
         read_rows(tmp_path / "nope.jsonl")
     with pytest.raises(ConfigurationError, match=r"org/name: no such .* written hf:org/name"):
         read_rows("org/name")
-    with pytest.raises(ImportError, match="hf:org/name: .*needs the datasets package"):
+    with pytest.raises(ImportError, match=r"hf:org/name: .*needs the datasets package"):
         list(read_rows("hf:org/name"))  # the Hub only for an explicit hf: prefix
 
 
@@ -126,7 +129,7 @@ def test_unreadable_jsonl_lines_become_error_records_at_their_index(tmp_path: Pa
     good = [json.dumps({"prompt": f"question {i}", "response": f"answer {i}"}) for i in range(4)]
     data.write_bytes(
         "\n".join([good[0], "{oops", good[1], "[1, 2]", good[2], "", good[3]]).encode()
-        + b"\n{\"prompt\": \"\xff\"}\n"  # not UTF-8
+        + b'\n{"prompt": "\xff"}\n'  # not UTF-8
     )
     rows = list(read_rows(data))
     assert len(rows) == 7 and [isinstance(r, BadRow) for r in rows] == [
@@ -427,3 +430,149 @@ def test_summary_bins_continuous_scores() -> None:
     distribution = summarize(records, rows=20).distribution
     assert sum(distribution.values()) == 20
     assert next(iter(distribution)) == "0.0-0.1" and distribution["0.9-1.0"] == 2
+
+
+# -- the results file: nothing paid for is lost -----------------------------------------------------
+
+
+async def test_a_line_cut_inside_a_multibyte_character_does_not_stop_the_resume(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    await run_plan(rubric(lambda r: verdict(3).replace("gave", "gave é →")), plan_run(ROWS, out))
+    written = out.read_bytes()
+    assert written.isascii()  # ensure_ascii: a cut can never split a character again
+    assert latest_results(out)[0]["rationale"] == "gave é → 3"
+    # a file written by another tool (or an older rftjudge) whose last line was cut mid-character
+    cut = '{"index": 5, "ok": true, "rationale": "é'.encode()[:-1]
+    out.write_bytes(
+        b"".join(line for line in written.splitlines(True) if b'"index": 5' not in line) + cut
+    )
+    resumed = plan_run(ROWS, out)  # the old code raised UnicodeDecodeError here
+    assert [i for i, _ in resumed.pending] == [5]
+    await run_plan(rubric(by_number), resumed)
+    assert sorted(current_results(resumed)) == list(range(6))
+
+
+async def test_a_full_disk_keeps_the_finished_records_and_stops_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    real_write = os.write
+    records_written = 0
+
+    def full_after_two(fd: int, data: Any) -> int:
+        nonlocal records_written
+        if bytes(data[:10]) == b'{"index": ':  # a results line, not pytest's own output
+            records_written += 1
+            if records_written > 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_after_two)
+    with pytest.raises(OutputFailed, match=r"cannot write .*out.jsonl: No space left on device"):
+        await run_plan(rubric(by_number), plan_run(ROWS, out, judge_id="j"), window=1)
+    monkeypatch.setattr(os, "write", real_write)
+    kept = latest_results(out)
+    assert sorted(kept) == [0, 1] and all(r["ok"] for r in kept.values())
+    resumed = plan_run(ROWS, out, judge_id="j")
+    assert resumed.skipped == 2 and [i for i, _ in resumed.pending] == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+async def test_sorted_keeps_the_file_mode(tmp_path: Path, mode: int) -> None:
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(ROWS, out)
+    await run_plan(rubric(by_number), plan)
+    os.chmod(out, mode)
+    assert sort_results(plan) == 6
+    assert stat.S_IMODE(out.stat().st_mode) == mode  # mkstemp's 0600 before
+    assert [r["index"] for r in lines(out)] == list(range(6))
+    assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]  # no temporary file left
+
+
+# -- group mode ------------------------------------------------------------------------------------
+
+
+GROUPED = [
+    {"id": "a1", "prompt": "p1", "response": "bad"},
+    {"id": "a2", "prompt": "p1", "response": "good"},
+    {"id": "a3", "prompt": "p1", "response": "fine"},
+    {"id": "b1", "prompt": "p2", "response": "good"},
+    {"id": "b2", "prompt": "p2", "response": "bad"},
+    {"id": "c1", "prompt": "p1", "response": "good"},  # p1 again, not consecutive: a new group
+]
+
+
+def listwise(script: ListwiseScript) -> ListwiseJudge:
+    return ListwiseJudge(FunctionClient(script), permutations=1)
+
+
+async def test_group_mode_judges_consecutive_rows_of_a_prompt_together(tmp_path: Path) -> None:
+    script = ListwiseScript({"bad": 1, "fine": 5, "good": 9})
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(GROUPED, out, grouped=True, judge_id="j")
+    assert plan.groups == [("1", [0, 1, 2]), ("2", [3, 4]), ("3", [5])]
+    stats = await run_plan(listwise(script), plan)
+    assert (stats.judged, stats.failed) == (6, 0)
+    assert sorted(len(items) for items in script.seen) == [1, 2, 3]  # one request per group
+    records = latest_results(out)
+    assert [records[i]["group"] for i in range(6)] == ["1", "1", "1", "2", "2", "3"]
+    assert [records[i]["score"] for i in range(5)] == pytest.approx([0.1, 0.9, 0.5, 0.9, 0.1])
+    assert records[1]["id"] == "a2" and records[0]["group_size"] == 3
+    assert sum("usage" in records[i] for i in range(3)) == 1  # the group's tokens, once
+    summary = summarize(records.values(), 6)
+    assert summary.requests == 3 and "0.9-1.0" in summary.distribution
+
+    assert plan_run(GROUPED, out, grouped=True, judge_id="j").pending == []
+    edited = [dict(r) for r in GROUPED]
+    edited[4]["response"] = "fine"  # one row changed: its whole group is judged again
+    again = plan_run(edited, out, grouped=True, judge_id="j")
+    assert again.groups == [("2", [3, 4])]
+    assert (again.skipped, again.changed) == (4, 2)
+
+
+async def test_group_mode_by_column_and_rows_that_cannot_join(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = [
+        {"g": "x", "prompt": "p", "response": "bad"},
+        {"g": "y", "prompt": "q", "response": "good"},
+        {"g": "x", "prompt": "p", "response": "good"},
+        {"g": "x", "prompt": "p", "response": None},
+        BadRow("d.jsonl: line 5: invalid JSON", "{oops"),
+        {"g": "y", "prompt": "other", "response": "fine"},
+    ]
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(rows, out, grouped=True, columns=Columns(group="g"))
+    assert plan.groups == [("x", [0, 2, 3]), ("y", [1, 5]), ("row 4", [4])]
+    await run_plan(listwise(ListwiseScript({"bad": 1, "fine": 5, "good": 9})), plan)
+    records = latest_results(out)
+    assert (records[0]["score"], records[2]["score"]) == pytest.approx((0.1, 0.9))
+    assert records[3]["error"]["type"] == "MissingColumn"
+    assert records[4]["error"]["message"] == "d.jsonl: line 5: invalid JSON"
+    assert {records[i]["error"]["type"] for i in (1, 5)} == {"MixedPrompts"}
+
+
+def test_group_mode_needs_a_group_judge() -> None:
+    from rftjudge.scoring import check_judge_type
+
+    listwise_config = JudgeConfig(type="listwise")
+    check_judge_type(listwise_config, "score", grouped=True)
+    with pytest.raises(ConfigurationError, match="group mode needs a group judge"):
+        check_judge_type(
+            JudgeConfig(criteria=(Criterion(name="q", description="d"),)), "score", grouped=True
+        )
+    with pytest.raises(ConfigurationError, match="score groups of rows with `rftjudge score`"):
+        check_judge_type(listwise_config, "compare")
+
+
+def test_summary_bins_probability_weighted_scores_instead_of_listing_each() -> None:
+    scores = [0.17, 0.1725, 0.81, 0.8125, 0.83, 0.5, 0.52, 0.9999]
+    records = [{"ok": True, "score": s, "scoring": "expected", "samples": 1} for s in scores]
+    assert summarize(records, rows=8).distribution == {
+        "0.1-0.2": 2,
+        "0.5-0.6": 2,
+        "0.8-0.9": 3,
+        "0.9-1.0": 1,
+    }  # not eight decimals with a count of 1 each
+    sampled = [{"ok": True, "score": s, "scoring": "sampled"} for s in (0.0, 0.25, 0.25, 1.0)]
+    assert summarize(sampled, rows=4).distribution == {"0": 1, "0.25": 2, "1": 1}

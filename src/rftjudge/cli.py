@@ -172,12 +172,13 @@ def _logging(verbose: bool) -> Iterator[None]:
         logger.setLevel(saved[2])
 
 
-def _judge_config(judge_file: Path | None, mode: Mode, *, grouped: bool = False) -> JudgeConfig:
-    """The judge of a command, checked against what it judges before any data is read."""
+def _judge_config(judge_file: Path | None, mode: Mode, *, groups: bool = False) -> JudgeConfig:
+    """The judge of a command; a listwise one is refused before any data is read, unless the
+    command judges ``groups`` (``score``, which then checks the judge itself)."""
     default = DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
     config = load_config(judge_file) if judge_file is not None else default
-    if grouped or config.type == "listwise":
-        check_judge_type(config, mode, grouped=grouped)
+    if config.type == "listwise" and not groups:
+        check_judge_type(config, mode)
     return config
 
 
@@ -309,7 +310,7 @@ def score(
     soon as it is judged. With a listwise judge (or --group-column), the rows of a prompt are
     judged together, as a group."""
     with _logging(common.pop("verbose")), _friendly_errors():
-        config = _judge_config(judge_file, "score")
+        config = _judge_config(judge_file, "score", groups=True)
         grouped = group_column is not None or config.type == "listwise"
         check_judge_type(config, "score", grouped=grouped)
         if grouped and use_ray:

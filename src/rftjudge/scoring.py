@@ -601,5 +601,5 @@ def _distribution(scores: Sequence[float], *, discrete: bool = True) -> dict[str
     if discrete and len(distinct) <= 11:
         counts = Counter(round(s, 4) for s in scores)
         return {f"{v:g}": counts[v] for v in distinct}
-    bins = Counter(min(max(int(s * 10), 0), 9) for s in scores)
+    bins = Counter(min(max(int(s * 10 + 1e-6), 0), 9) for s in scores)  # 0.8999999997 is 0.9
     return {f"{b / 10:.1f}-{(b + 1) / 10:.1f}": bins[b] for b in range(10) if bins[b]}
