@@ -32,6 +32,7 @@ from .scoring import (
     input_hash,
     input_problem,
     row_hash,
+    row_status,
     start_record,
 )
 
@@ -54,13 +55,7 @@ def plan_groups(
         statuses: list[Status] = []
         for index, _ in members:
             plan.hashes[index] = digest
-            previous = done.get(index)
-            if previous is None:
-                statuses.append("new")
-            elif previous.get("input_hash") != digest:
-                statuses.append("changed")
-            else:
-                statuses.append("retry" if retry_failed and not previous.get("ok") else "skip")
+            statuses.append(row_status(digest, done.get(index), retry_failed))
         if all(s == "skip" for s in statuses):
             count(plan, "skip", len(members))
             continue

@@ -184,7 +184,7 @@ def plan_run(
             kept.append((index, row))
             continue
         plan.hashes[index] = row_hash(row, columns, mode, judge_id)
-        status = _status(plan.hashes[index], done.get(index), retry_failed)
+        status = row_status(plan.hashes[index], done.get(index), retry_failed)
         count(plan, status)
         if status != "skip":
             plan.pending.append((index, row))
@@ -202,7 +202,8 @@ def row_hash(row: Mapping[str, Any], columns: Columns, mode: Mode, judge_id: str
     return input_hash([row.get(c) for c in _hashed(columns, mode)], judge_id)
 
 
-def _status(digest: str, previous: Record | None, retry_failed: bool) -> Status:
+def row_status(digest: str, previous: Record | None, retry_failed: bool) -> Status:
+    """Whether a row (with input hash ``digest``) is new, changed, to retry or done."""
     if previous is None:
         return "new"
     if previous.get("input_hash") != digest:
