@@ -600,3 +600,12 @@ def test_calibrate_names_the_disagreeing_rows(
         if "id" in row:
             assert item["id"] == row["id"]
     assert "## Disagreements" in (folder / "report.md").read_text()
+
+
+def test_usage_errors_are_one_line_with_exit_code_2() -> None:
+    result = CliRunner().invoke(app, ["score", "d.jsonl", "--limit", "0"], prog_name="rftjudge")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "Error: Invalid value for '--limit': 0 is not in the range x>=1. "
+        "(see `rftjudge score --help`)"
+    )

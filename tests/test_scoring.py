@@ -122,6 +122,8 @@ def test_a_missing_path_is_an_error_naming_it_not_a_hub_lookup(
         read_rows("org/name")
     with pytest.raises(ImportError, match=r"hf:org/name: .*needs the datasets package"):
         list(read_rows("hf:org/name"))  # the Hub only for an explicit hf: prefix
+    with pytest.raises(ConfigurationError, match="hf: needs a dataset name"):
+        read_rows("hf:")
 
 
 def test_unreadable_jsonl_lines_become_error_records_at_their_index(tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ def read_rows(source: str | Path, *, split: str | None = None) -> Iterator[dict[
     """
     text = str(source)
     if text.startswith("hf:"):
+        if not text.removeprefix("hf:").strip():
+            raise ConfigurationError("hf: needs a dataset name, e.g. hf:org/name")
         return _read_hub_dataset(text.removeprefix("hf:"), split)
     path = Path(source)
     if path.is_dir():

@@ -73,6 +73,10 @@ def _friendly_errors() -> Iterator[None]:
         raise click.ClickException(_one_line(str(exc))) from None
 
 
+class _UsageLine(click.ClickException):
+    exit_code = 2  # click's code for a usage error
+
+
 class _App(click.Group):
     """The command group; any other exception becomes one line too, unless ``--debug``.
 
@@ -84,6 +88,9 @@ class _App(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # one line instead of usage + hint + error; still exit 2
+            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            raise _UsageLine(f"{exc.format_message()} (see `{command} --help`)") from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
