@@ -72,7 +72,7 @@ def _groups(plan: Plan, rows: Sequence[tuple[int, Row]]) -> dict[str, list[tuple
     number, previous = 0, None
     for index, row in rows:
         if isinstance(row, BadRow):
-            groups[f"row {index}"] = [(index, row)]
+            groups.setdefault(f"row {index}", []).append((index, row))  # never overwrite
             previous = None
             continue
         if column is not None:
