@@ -89,7 +89,7 @@ def main() -> None:
             client = OpenAIClient(args.model, base_url=args.base_url, api_key="")
             judge_name = args.model
         else:
-            from rftjudge.local import LocalJudgeServer, local_client
+            from rftjudge.app.local import LocalJudgeServer, local_client
 
             server = stack.enter_context(LocalJudgeServer())
             client = local_client(server.base_url)

@@ -10,7 +10,7 @@ Judges:
   injected bonus for the first-shown position (``--bias``, runs with 0 and 4), with logprobs shaped
   like a confident judge's (a narrow distribution around its score);
 - a real small model: SmolLM2-135M-Instruct (Q4_1) served by llama-cpp-python on loopback
-  (``rftjudge.local``), near noise on quality — it shows the machinery, not judgment quality.
+  (``rftjudge.app.local``), near noise on quality — it shows the machinery, not judgment quality.
 
 Per method: Spearman with the known order (mean over groups), share of zero-variance groups,
 order sensitivity (listwise: mean spread of a completion's score across orders; pairwise: share of
@@ -450,7 +450,7 @@ async def run_repairs(groups: Sequence[Group]) -> list[Row]:
 
 
 async def run_real(groups: Sequence[Group], names: set[str] | None) -> list[Row]:
-    from rftjudge.local import LocalJudgeServer, local_client
+    from rftjudge.app.local import LocalJudgeServer, local_client
 
     rows = []
     memo: dict[str, ChatResponse] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rftjudge import Criterion, RubricJudge
 from rftjudge.calibration import spearman
-from rftjudge.local import LocalJudgeServer, local_client
+from rftjudge.app.local import LocalJudgeServer, local_client
 
 DATA = Path(__file__).with_name("data") / "groups.jsonl"
 CRITERIA = [

@@ -18,8 +18,8 @@ import pytest
 import respx
 from click.testing import CliRunner, Result
 
+from rftjudge.app.cli import app, main
 from rftjudge.calibration import cohen_kappa, spearman
-from rftjudge.cli import app, main
 
 from support.payloads import BASE, CHAT, completion
 
@@ -115,14 +115,14 @@ def test_help_and_version() -> None:
 
 def test_console_script_is_declared() -> None:
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    assert scripts.get("rftjudge") == "rftjudge.cli:main"
+    assert scripts.get("rftjudge") == "rftjudge.app.cli:main"
 
 
 def test_import_rftjudge_does_not_load_cli_dependencies() -> None:
     """(click and rich are left out: httpx imports them for its own CLI when they are installed.)"""
     code = (
-        "import sys, rftjudge, rftjudge.config, rftjudge.scoring, rftjudge.calibration;"
-        "print([m for m in ('yaml', 'matplotlib', 'rftjudge.cli', 'llama_cpp', 'pyarrow', "
+        "import sys, rftjudge, rftjudge.app.config, rftjudge.app.scoring, rftjudge.calibration;"
+        "print([m for m in ('yaml', 'matplotlib', 'rftjudge.app.cli', 'llama_cpp', 'pyarrow', "
         "'datasets') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -208,7 +208,7 @@ def test_interrupt_exits_130_with_resume_hint(
     async def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rftjudge.cli.judge_plan", interrupted)
+    monkeypatch.setattr("rftjudge.app.cli.judge_plan", interrupted)
     result = CliRunner().invoke(
         app, ["score", str(SAMPLE), "--judge", str(judge_file), "-o", str(tmp_path / "o.jsonl")]
     )
@@ -243,7 +243,7 @@ class FakeLocalServer:
 @pytest.fixture
 def fake_local(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeLocalServer]]:
     FakeLocalServer.instances = []
-    monkeypatch.setattr("rftjudge.local.LocalJudgeServer", FakeLocalServer)
+    monkeypatch.setattr("rftjudge.app.local.LocalJudgeServer", FakeLocalServer)
     yield FakeLocalServer
 
 
@@ -421,7 +421,7 @@ def test_unexpected_errors_are_one_line_unless_debug(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom\nand a second line")
 
-    monkeypatch.setattr("rftjudge.cli.plan_run", broken)
+    monkeypatch.setattr("rftjudge.app.cli.plan_run", broken)
     args = ["score", str(sample), "--judge", str(judge_file)]
     line = one_error_line(CliRunner().invoke(app, args))
     assert line == (

@@ -19,7 +19,7 @@ from rftjudge import (
     PreferenceJudge,
     RubricJudge,
 )
-from rftjudge.config import (
+from rftjudge.app.config import (
     DEFAULT_JUDGE,
     JudgeConfig,
     build_client,
@@ -132,7 +132,7 @@ def test_build_client_goes_through_the_registry(monkeypatch: pytest.MonkeyPatch)
         seen.append((spec, kwargs))
         return OpenAIClient("m", base_url=BASE)
 
-    monkeypatch.setattr("rftjudge.config.make_client", fake)
+    monkeypatch.setattr("rftjudge.app.config.make_client", fake)
     config = JudgeConfig(
         provider="ollama", model="qwen3:8b", timeout=5, criteria=DEFAULT_JUDGE.criteria
     )
@@ -371,7 +371,7 @@ def test_settings_of_another_judge_type_are_named(tmp_path: Path, text: str, mes
 def test_listwise_config_is_refused_by_row_commands_before_reading_data(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from rftjudge.cli import app
+    from rftjudge.app.cli import app
 
     judge = write(tmp_path, "group.yaml", "type: listwise\nmodel: m\nbase_url: http://x.test/v1\n")
     for command in ("compare", "calibrate"):

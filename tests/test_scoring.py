@@ -26,8 +26,8 @@ from rftjudge import (
     PreferenceJudge,
     RubricJudge,
 )
-from rftjudge.config import DEFAULT_PREFERENCE_JUDGE, JudgeConfig, Price
-from rftjudge.scoring import (
+from rftjudge.app.config import DEFAULT_PREFERENCE_JUDGE, JudgeConfig, Price
+from rftjudge.app.scoring import (
     BadRow,
     Columns,
     OutputFailed,
@@ -383,7 +383,7 @@ async def test_judge_plan_checks_the_mode_and_starts_nothing_when_done(
     def no_session(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("no judge may be opened for a finished plan")
 
-    monkeypatch.setattr("rftjudge.scoring.ajudge_session", no_session)
+    monkeypatch.setattr("rftjudge.app.scoring.ajudge_session", no_session)
     done = plan_run([], out)
     assert (await judge_plan(DEFAULT_PREFERENCE_JUDGE, done)).judged == 0
 
@@ -395,7 +395,7 @@ async def test_judge_plan_runs_a_config(tmp_path: Path, monkeypatch: pytest.Monk
     async def session(config: JudgeConfig, **kwargs: Any) -> Any:
         yield rubric(by_number)
 
-    monkeypatch.setattr("rftjudge.scoring.ajudge_session", session)
+    monkeypatch.setattr("rftjudge.app.scoring.ajudge_session", session)
     config = JudgeConfig(criteria=(Criterion(name="q", description="quality"),))
     stats = await judge_plan(config, plan_run(ROWS, tmp_path / "o.jsonl"), announce=print)
     assert stats.judged == 6
@@ -555,7 +555,7 @@ async def test_group_mode_by_column_and_rows_that_cannot_join(tmp_path: Path) ->
 
 
 def test_group_mode_needs_a_group_judge() -> None:
-    from rftjudge.scoring import check_judge_type
+    from rftjudge.app.scoring import check_judge_type
 
     listwise_config = JudgeConfig(type="listwise")
     check_judge_type(listwise_config, "score", grouped=True)

@@ -25,6 +25,7 @@ from ._errors import (
     VerdictError,
 )
 from ._types import ChatRequest, ChatResponse, Message, TokenLogprob, Usage
+from ._version import __version__ as __version__
 from .cache import Cache, MemoryCache, SQLiteCache
 from .checks import (
     JSONSchemaCheck,
@@ -72,8 +73,6 @@ from .judges import (
 from .judges.ensemble import CascadeJudge, CascadeResult, EnsembleJudge, EnsembleResult
 from .pricing import Price
 from .templates import PromptTemplate
-
-__version__ = "0.1.0"
 
 __all__ = [  # noqa: RUF022 - sorted by str.casefold (tests/test_exports.py)
     "AnthropicClient",

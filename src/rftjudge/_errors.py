@@ -7,6 +7,7 @@ about them::
     ├── ConfigurationError        bad arguments, criteria, templates, missing API key (fix the code)
     ├── ProviderError             the judge provider could not give an answer
     │   ├── TransportError        connection refused / reset, DNS, TLS (retried)
+    │   │   ├── RateLimitBackendError  the shared budget's store (Redis) failed (retried)
     │   │   └── JudgeTimeoutError the request timed out (retried per request)
     │   │       └── DeadlineExceededError  a whole-batch deadline ran out first (never retried)
     │   └── HTTPStatusError       the provider answered with a non-2xx status
@@ -39,6 +40,7 @@ __all__ = [
     "ParseError",
     "ProviderError",
     "QuotaExceededError",
+    "RateLimitBackendError",
     "RateLimitError",
     "RefusalError",
     "ServerError",
@@ -75,6 +77,13 @@ class ProviderError(JudgeError):
 
 class TransportError(ProviderError):
     """No HTTP response arrived: connection refused, reset, DNS or TLS failure."""
+
+
+class RateLimitBackendError(TransportError):
+    """The shared rate-limit backend (Redis) could not be reached.
+
+    Retried like a transport error, but no fault of the judge endpoint: routers do not eject for it.
+    """
 
 
 class JudgeTimeoutError(TransportError):
@@ -170,6 +179,7 @@ _KINDS: dict[type[JudgeError], str] = {
     ConfigurationError: "configuration",
     ProviderError: "provider",
     TransportError: "transport",
+    RateLimitBackendError: "transport",
     JudgeTimeoutError: "timeout",
     DeadlineExceededError: "deadline",
     HTTPStatusError: "http_status",

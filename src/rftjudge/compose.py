@@ -29,10 +29,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ._errors import ConfigurationError
+from ._text import as_text, reference_text
 from ._types import Usage
 from .checks import Check
 from .judges.base import OnError, RewardBase
-from .rewards import as_text, reference_text
 
 __all__ = ["CompositeResult", "CompositeReward", "CriterionGate"]
 

@@ -13,17 +13,14 @@ detects), so the judge calls of a whole batch run concurrently on TRL's event lo
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ._errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from .judges.base import RewardBase
+from ._text import as_text, completion_text, reference_text, safe_name
 
 __all__ = [
+    "BatchJudge",
     "GroupJudge",
     "RewardFunc",
     "as_text",
@@ -42,6 +39,29 @@ class RewardFunc(Protocol):
     ) -> Awaitable[list[float | None]]: ...
 
 
+class BatchJudge(Protocol):
+    """What a reward function needs of a judge; every :class:`~rftjudge.BaseJudge` has it.
+
+    Typed as a protocol so that this boundary sits *below* the judges: they import it to build
+    their ``as_reward_func()``, and it never imports them.
+    """
+
+    name: str
+
+    async def ajudge_batch(
+        self,
+        prompts: Sequence[Any],
+        responses: Sequence[Any],
+        references: Sequence[Any] | None = None,
+    ) -> list[Any]: ...
+
+    def reward_of(self, outcome: Any) -> float | None: ...
+
+    def metrics_of(self, outcomes: Sequence[Any]) -> dict[str, float]: ...
+
+    def rationale_of(self, outcome: Any) -> str: ...
+
+
 class GroupJudge(Protocol):
     """A judge that rewards the completions of one prompt relative to each other."""
 
@@ -58,90 +78,11 @@ class GroupJudge(Protocol):
     def rationale_of(self, outcome: Any) -> str: ...
 
 
-_NAME_OK = re.compile(r"[^A-Za-z0-9_]+")
-
-
-def as_text(value: Any, *, what: str = "value") -> str:
-    """Plain text of a prompt or completion in any of TRL's shapes.
-
-    - a string is itself;
-    - a conversation (list of ``{"role", "content"}`` messages) becomes ``role: content`` lines —
-      for a completion, only the assistant's messages count;
-    - message content given as a list of parts keeps its text parts.
-    """
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray | memoryview):
-        # bytes are a Sequence of ints: without this they would fail as "an item of type int"
-        raise ConfigurationError(
-            f"{what}: got {type(value).__name__}; decode it to str first "
-            "(e.g. value.decode('utf-8', errors='replace'))"
-        )
-    if isinstance(value, Mapping):
-        return _content_text(value.get("content"))
-    if isinstance(value, Sequence):
-        lines = []
-        for message in value:
-            if isinstance(message, Mapping):
-                role = str(message.get("role", "user"))
-                text = _content_text(message.get("content"))
-                lines.append(f"{role}: {text}" if what == "prompt" else text)
-            elif isinstance(message, str):
-                lines.append(message)
-            else:
-                raise ConfigurationError(
-                    f"{what}: expected a string or a list of chat messages, found an item of "
-                    f"type {type(message).__name__}"
-                )
-        return "\n".join(lines)
-    raise ConfigurationError(
-        f"{what}: expected a string or a list of chat messages, got {type(value).__name__}"
-    )
-
-
-def completion_text(value: Any) -> str:
-    """A completion's text: in a message list, the assistant messages only (not tool results)."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        parts = [
-            _content_text(m.get("content"))
-            for m in value
-            if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"
-        ]
-        if parts or all(isinstance(m, Mapping) for m in value):
-            return "\n".join(p for p in parts if p)
-    return as_text(value, what="completion")
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, Mapping) else str(part)
-            for part in content
-        )
-    return str(content)
-
-
-def reference_text(value: Any) -> str | None:
-    """References may be any JSON value (veRL's ground_truth is); judges see them as text."""
-    if value is None or isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def trl_reward_func(
-    judge: RewardBase[Any], *, name: str | None = None, reference_column: str = "reference"
+    judge: BatchJudge, *, name: str | None = None, reference_column: str = "reference"
 ) -> RewardFunc:
     """Build the ``async def`` TRL reward function for ``judge`` (see ``BaseJudge.as_reward_func``)."""
-    func_name = _func_name(name, judge.name)
+    func_name = safe_name(name, judge.name)
 
     async def reward_func(
         prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
@@ -167,7 +108,7 @@ def trl_group_reward_func(
     scores its own slice, so a GRPO group may be split across processes and ranked in parts; a
     prompt seen once in the call falls back to the reference column (or abstains).
     """
-    func_name = _func_name(name, judge.name)
+    func_name = safe_name(name, judge.name)
 
     async def reward_func(
         prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
@@ -198,10 +139,6 @@ def trl_group_reward_func(
         return rewards
 
     return _named(reward_func, func_name)
-
-
-def _func_name(name: str | None, default: str) -> str:
-    return _NAME_OK.sub("_", name or default).strip("_") or "judge"
 
 
 def _inputs(
@@ -258,7 +195,7 @@ def _log_length_bias(
 
 
 def _log(
-    judge: RewardBase[Any] | GroupJudge,
+    judge: BatchJudge | GroupJudge,
     name: str,
     outcomes: Sequence[Any],
     kwargs: Mapping[str, Any],

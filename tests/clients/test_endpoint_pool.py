@@ -461,7 +461,7 @@ async def test_least_in_flight_balances_load_across_replicas_of_different_speed(
 
 
 def test_judge_config_takes_a_base_url_list_and_limits() -> None:
-    from rftjudge.config import build_client, fingerprint, parse_config
+    from rftjudge.app.config import build_client, fingerprint, parse_config
 
     data = {
         "provider": "openai",

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rftjudge import Criterion, Judgment, Preference, PreferenceJudge, RubricJudge
-from rftjudge.local import LocalJudgeServer, local_client
+from rftjudge.app.local import LocalJudgeServer, local_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -111,7 +111,7 @@ def test_score_command_with_no_provider_starts_the_local_judge(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
     out = tmp_path / "scores.jsonl"
     command = [
-        sys.executable, "-m", "rftjudge.cli", "score", str(ROOT / "examples/data/sample.jsonl"),
+        sys.executable, "-m", "rftjudge.app.cli", "score", str(ROOT / "examples/data/sample.jsonl"),
         "--judge", str(ROOT / "examples/judges/helpfulness.yaml"), "-o", str(out),
         "--limit", "2", "--json",
     ]  # fmt: skip

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from rftjudge import ConfigurationError
-from rftjudge.cli import app
-from rftjudge.config import JudgeConfig
+from rftjudge.app.cli import app
+from rftjudge.app.config import JudgeConfig
 
 from support.server import LoopbackServer, Reply, chat_reply
 
@@ -93,7 +93,7 @@ def _cli(*args: str | Path) -> str:
 def test_ray_output_is_identical_to_the_single_process_cli_and_resumes(
     ray_cluster: Any, judge_server: LoopbackServer, data: Path, judge_file: Path, tmp_path: Path
 ) -> None:
-    from rftjudge.integrations.ray import score
+    from rftjudge.app.ray import score
 
     single = tmp_path / "single.jsonl"
     _cli("score", data, "--judge", judge_file, "-o", single, "--sorted", "-q")
@@ -155,8 +155,8 @@ def test_cli_ray_flag_and_parquet_export(
 
 
 def test_local_judge_config_is_refused_before_ray_starts(tmp_path: Path) -> None:
-    from rftjudge.integrations.ray import judge_plan_on_ray
-    from rftjudge.scoring import plan_run
+    from rftjudge.app.ray import judge_plan_on_ray
+    from rftjudge.app.scoring import plan_run
 
     plan = plan_run([{"prompt": "p", "response": "r"}], tmp_path / "o.jsonl")
     config = JudgeConfig(criteria=({"name": "q", "description": "d"},))  # type: ignore[arg-type]
@@ -169,7 +169,7 @@ def test_a_judge_object_is_rebuilt_on_every_actor(
     ray_cluster: Any, judge_server: LoopbackServer, data: Path, judge_file: Path, tmp_path: Path
 ) -> None:
     from rftjudge import Criterion, OpenAIClient, RubricJudge
-    from rftjudge.integrations.ray import score
+    from rftjudge.app.ray import score
 
     subset = tmp_path / "subset.jsonl"
     subset.write_text("".join(data.read_text().splitlines(keepends=True)[:200]))

@@ -184,7 +184,7 @@ async def test_adaptive_tournament_rounds_and_cost() -> None:
         schedule="adaptive",
         comparisons_per_completion=3,
         group_reward="bradley_terry",
-        use_logprobs=True,
+        scoring="expected",
     )
     out = await judge.ajudge_group("q", TEXTS)
     assert len(client.calls) <= 3 * 4 * 2  # ⌊8/2⌋ pairs × 3 rounds × 2 orders
@@ -199,7 +199,7 @@ async def test_bradley_terry_group_rewards_are_graded_and_ordered() -> None:
         group_reward="bradley_terry",
         schedule="circular",
         comparisons_per_completion=2,
-        use_logprobs=True,
+        scoring="expected",
     )
     out = await judge.ajudge_group("q", TEXTS)
     values = [float(o) for o in out]
@@ -213,7 +213,7 @@ async def test_swapping_removes_a_first_position_bias_from_probabilities() -> No
         FunctionClient(probable(first_bias=3.0)),
         group_reward="bradley_terry",
         schedule="all_pairs",
-        use_logprobs=True,
+        scoring="expected",
     )
     out = await biased.ajudge_group("q", TEXTS)
     assert sorted(range(8), key=lambda i: -float(out[i])) == list(range(8))

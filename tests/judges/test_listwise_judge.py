@@ -19,7 +19,7 @@ from rftjudge import (
     OpenAIClient,
     ParseError,
 )
-from rftjudge.judges.listwise import _shifts, _windows
+from rftjudge.judges._listwise_design import cyclic_shifts, windows
 
 from support.listwise import ListwiseScript, shown, with_logprobs
 from support.payloads import BASE, CHAT, completion
@@ -126,12 +126,12 @@ async def test_non_answers_get_zero_without_being_shown() -> None:
 
 
 def test_shifts_are_spread_and_connected_when_debiasing() -> None:
-    assert _shifts(8, 1) == [0]
-    assert _shifts(8, 3) == [0, 3, 5]
-    assert _shifts(8, 4) == [0, 2, 4, 6]
-    assert _shifts(8, 4, connected=True) == [0, 3, 4, 6]
-    assert _shifts(8, 20) == list(range(8))  # more orders than positions: a Latin square
-    assert _shifts(1, 3) == [0]
+    assert cyclic_shifts(8, 1) == [0]
+    assert cyclic_shifts(8, 3) == [0, 3, 5]
+    assert cyclic_shifts(8, 4) == [0, 2, 4, 6]
+    assert cyclic_shifts(8, 4, connected=True) == [0, 3, 4, 6]
+    assert cyclic_shifts(8, 20) == list(range(8))  # more orders than positions: a Latin square
+    assert cyclic_shifts(1, 3) == [0]
 
 
 async def test_orders_are_asked_concurrently_with_every_completion_first_at_most_once() -> None:
@@ -200,13 +200,13 @@ async def test_a_failed_order_is_dropped_and_counted() -> None:
 
 
 def test_windows_overlap_and_cover_every_completion() -> None:
-    assert _windows(list(range(5)), 8) == [[0, 1, 2, 3, 4]]
-    windows = _windows(list(range(10)), 4)
-    assert windows == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
-    assert _windows(list(range(9)), 4)[-1] == [5, 6, 7, 8]  # the last window ends at the end
+    assert windows(list(range(5)), 8) == [[0, 1, 2, 3, 4]]
+    cut = windows(list(range(10)), 4)
+    assert cut == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    assert windows(list(range(9)), 4)[-1] == [5, 6, 7, 8]  # the last window ends at the end
 
 
-async def test_large_groups_are_split_into_overlapping_windows() -> None:
+async def test_large_groups_are_split_into_overlappingwindows() -> None:
     texts = [f"completion {i}" for i in range(10)]
     quality = {t: 10 - i for i, t in enumerate(texts)}
     script = ListwiseScript(quality, low=0, high=10)
@@ -227,7 +227,7 @@ async def test_a_group_that_cannot_fit_the_budget_fails_clearly() -> None:
     assert judge.stats.failures["context"] == 2
 
 
-async def test_a_tight_budget_shrinks_the_windows() -> None:
+async def test_a_tight_budget_shrinks_thewindows() -> None:
     texts = [f"{i} " + "z" * 100 for i in range(6)]
     script = ListwiseScript({t: 10 - i for i, t in enumerate(texts)})
     judge, _ = judge_for(script)

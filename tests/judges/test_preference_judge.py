@@ -124,7 +124,7 @@ def test_prob_a_from_label_logprobs_averaged_over_orders() -> None:
         ("y", "x"): logprob_response(0.4, 0.5, 0.1),
     }
     client = FunctionClient(lambda r: replies[shown(r)])
-    pj = PreferenceJudge(client, use_logprobs=True)
+    pj = PreferenceJudge(client, scoring="expected")
     result = pj.compare("q", "x", "y")
     # order 1: P(x) = 0.7 + 0.05 (renormalised over A/B/tie, the forbidden "C" dropped)
     # order 2 (x shown as B): P(x) = 0.5 + 0.05
@@ -134,7 +134,7 @@ def test_prob_a_from_label_logprobs_averaged_over_orders() -> None:
 
 
 def test_missing_logprobs_fall_back_to_the_label() -> None:
-    pj = PreferenceJudge(FunctionClient(by_quality({"x": 2, "y": 1})), use_logprobs=True)
+    pj = PreferenceJudge(FunctionClient(by_quality({"x": 2, "y": 1})), scoring="expected")
     result = pj.compare("q", "x", "y")
     assert result.prob_a == 1.0 and not result.from_logprobs
 
@@ -157,7 +157,7 @@ async def test_logprobs_over_http(api: respx.MockRouter, client: OpenAIClient) -
     }
     route = api.post(CHAT).respond(200, json=completion(text, logprobs=lp))
     pj = PreferenceJudge(client, swap=False)
-    assert pj.use_logprobs  # OpenAI-compatible clients advertise logprobs
+    assert pj.scoring == "expected"  # OpenAI-compatible clients advertise logprobs
     result = await pj.acompare("q", "x", "y")
     assert result.prob_a == pytest.approx(0.6)
     sent = json.loads(route.calls[0].request.content)

@@ -45,7 +45,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .._errors import TransportError
+from .._errors import RateLimitBackendError
 from .._limits import ConcurrencyLimiter
 from ._ratelimit import (
     Clock,
@@ -142,11 +142,6 @@ local a = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 local b = take(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 return tostring(math.max(a, b))
 """
-
-
-class RateLimitBackendError(TransportError):
-    """The shared rate-limit backend could not be reached (retried like a transport error, but
-    no fault of the judge endpoint: endpoint routers do not eject for it)."""
 
 
 def redact_url(url: str) -> str:

@@ -17,7 +17,7 @@ and the throughput machinery of ``complete``:
 3. per attempt, the rate limiter (``limits=``: budgets, the server's rate-limit headers read through
    :meth:`HTTPClient.rate_limit_state`, AIMD on 429s) around the concurrency slot;
 4. with several base URLs (``base_url=[url1, url2, ...]``), per attempt the endpoint: the least
-   loaded healthy one not yet tried by this request (:mod:`rftjudge.clients.pool`), each with its
+   loaded healthy one not yet tried by this request (:mod:`rftjudge.clients._routing`), each with its
    own share of the concurrency and limits.
 
 Cache and single-flight apply to deterministic requests (temperature 0) unless ``cache_sampled=True``.
@@ -35,8 +35,8 @@ import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import httpx
 
@@ -59,6 +59,7 @@ from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
 from ..pricing import Price
 from ._headers import parse_retry_after
+from ._protocol import Capabilities, Client
 from ._ratelimit import (
     RateLimiter,
     RateLimits,
@@ -67,46 +68,15 @@ from ._ratelimit import (
     parse_openai_rate_limit_headers,
 )
 from ._retry import RetryPolicy
+from ._routing import EndpointRouter, HTTPEndpoint, base_urls, http_endpoints
 from ._stats import ClientStats
 from ._transport import make_http_client
-from .pool import EndpointRouter, HTTPEndpoint, base_urls, http_endpoints
 
 __all__ = ["Capabilities", "Client", "HTTPClient"]
 
 logger = logging.getLogger("rftjudge")
 
 _CACHEABLE_FINISH = frozenset({"stop", "tool_use", None})
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a client's provider can do; judges pick their strategy from it.
-
-    ``prefill_choice``: the server continues a prefilled assistant turn and can constrain the next
-    tokens to a list of choices (vLLM, SGLang, llama.cpp's server) — judges then read exact score
-    and label distributions (see :mod:`rftjudge.clients._prefill`).
-    """
-
-    structured_output: bool = True
-    logprobs: bool = False
-    max_top_logprobs: int = 0
-    prefill_choice: bool = False
-
-
-@runtime_checkable
-class Client(Protocol):
-    """What a judge needs from a client (attributes may be plain, class-level or properties)."""
-
-    @property
-    def model(self) -> str: ...
-
-    @property
-    def provider(self) -> str: ...
-
-    @property
-    def capabilities(self) -> Capabilities: ...
-
-    async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
 
 class HTTPClient(Rebuildable, ABC):

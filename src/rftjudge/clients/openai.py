@@ -38,9 +38,9 @@ from ..pricing import Price
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
 from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
+from ._routing import base_urls
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
-from .pool import base_urls
 
 __all__ = ["OpenAIClient", "StructuredOutputMode"]
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from .._errors import ConfigurationError, JudgeError, JudgeTimeoutError, ParseError
+from .._text import safe_name
 from ..judges.base import OnError, validate_on_error
 
 __all__ = [
@@ -39,8 +39,6 @@ logger = logging.getLogger("rftjudge")
 Fallback = float | Literal["raise"]
 """What a failed sample becomes where abstaining is impossible: a number, or the error raised."""
 
-_NAME_OK = re.compile(r"[^A-Za-z0-9_]+")
-
 
 class ScoringJudge(Protocol):
     """The part of :class:`~rftjudge.BaseJudge` the adapters use (fakes in tests implement it)."""
@@ -58,11 +56,6 @@ class ScoringJudge(Protocol):
     def reward_of(self, outcome: Any) -> float | None: ...
 
     def metrics_of(self, outcomes: Sequence[Any]) -> dict[str, float]: ...
-
-
-def safe_name(name: str | None, default: str) -> str:
-    """A metric/function name trainers accept everywhere (letters, digits, ``_``)."""
-    return _NAME_OK.sub("_", name or default).strip("_") or "judge"
 
 
 def resolve_fallback(

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .._errors import ConfigurationError, DeadlineExceededError, JudgeError
-from ..rewards import GroupJudge, RewardFunc, as_text, completion_text, reference_text
-from ._common import safe_name
+from .._text import as_text, completion_text, reference_text, safe_name
+from ..rewards import GroupJudge, RewardFunc
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

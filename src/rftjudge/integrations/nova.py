@@ -38,8 +38,8 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
-from ..rewards import as_text, reference_text
-from ._common import ScoringJudge, criterion_names, judge_within, safe_name, settle
+from .._text import as_text, reference_text, safe_name
+from ._common import ScoringJudge, criterion_names, judge_within, settle
 from .checks import Check, json_valid, non_empty
 
 __all__ = ["Check", "json_valid", "make_lambda_handler", "non_empty"]

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
+from .._text import reference_text
 from ..judges.base import OnError
-from ..rewards import reference_text
 from ._common import (
     ScoringJudge,
     criterion_names,

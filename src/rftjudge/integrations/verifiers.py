@@ -33,9 +33,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 from .._errors import ConfigurationError
+from .._text import as_text, completion_text, reference_text, safe_name
 from ..judges.base import OnError
-from ..rewards import GroupJudge, as_text, completion_text, reference_text
-from ._common import ScoringJudge, criterion_names, safe_name, settle
+from ..rewards import GroupJudge
+from ._common import ScoringJudge, criterion_names, settle
 
 __all__ = [
     "classic_group_reward_func",

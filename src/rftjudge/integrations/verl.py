@@ -40,8 +40,8 @@ from typing import Any, Literal, overload
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
+from .._text import as_text, reference_text
 from ..judges.base import OnError
-from ..rewards import as_text, reference_text
 from ._common import (
     Fallback,
     ScoringJudge,

@@ -17,42 +17,38 @@ remains the fallback.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._types import ChatResponse, Message, Usage
-from ..parsing import json_value_offset, score_distribution, token_index_at
+from ..parsing import json_value_offset
+from ._criteria import Criterion, Scale
+from ._distribution import Labels, exact_each, expectation, in_band
 
 if TYPE_CHECKING:
     from ._exact import ExactReader
-    from .rubric import Criterion, Scale
 
-__all__ = ["exact_scores", "expected_scores"]
+__all__ = ["exact_scores", "expected_scores", "scale_labels"]
+
+_BINARY = Labels.of({"true": 1.0, "false": 0.0})
+
+
+def scale_labels(scale: Scale) -> Labels[float]:
+    """What may be written as a score on ``scale``: true/false, or the integers."""
+    return _BINARY if scale.binary else Labels.scores(scale.values)
 
 
 def expected_scores(
     response: ChatResponse, criteria: Sequence[Criterion], scale: Scale
 ) -> dict[str, float | None]:
     """Expected raw score per criterion (None where the logprobs do not allow it)."""
-    result: dict[str, float | None] = {c.name: None for c in criteria}
     if not response.logprobs:
-        return result
-    if scale.binary:
-        valid = {"true": 1.0, "false": 0.0}
-    else:
-        valid = {str(v): float(v) for v in scale.values}
-    for criterion in criteria:
-        offset = json_value_offset(response.text, criterion.name)
-        if offset is None:
-            continue
-        index = token_index_at(response.logprobs, response.text, offset)
-        if index is None:
-            continue
-        dist = score_distribution(response.logprobs, index, valid)
-        if dist:
-            result[criterion.name] = sum(value * p for value, p in dist.items())
-    return result
+        return {c.name: None for c in criteria}
+    labels = scale_labels(scale)
+    return {
+        c.name: expectation(in_band(response, json_value_offset(response.text, c.name), labels))
+        for c in criteria
+    }
 
 
 async def exact_scores(
@@ -68,28 +64,8 @@ async def exact_scores(
     written; the reads share the prefix and are sent together. None where a read gave nothing
     (already counted by the reader as a fallback).
     """
-
-    async def one(criterion: Criterion) -> tuple[float | None, Usage]:
-        offset = json_value_offset(text, criterion.name)
-        if offset is None:
-            reader.skip(f"no value for {criterion.name!r} in the verdict text")
-            return None, Usage()
-        prefix = text[:offset]
-        if scale.binary:
-            labels, usage = await reader.read_labels(
-                messages, prefix, {"true": 1.0, "false": 0.0}, ["true", "false"]
-            )
-            dist = labels
-        else:
-            dist, usage = await reader.read_scores(
-                messages, prefix, {str(v): float(v) for v in scale.values}
-            )
-        if not dist:
-            return None, usage
-        return sum(value * p for value, p in dist.items()), usage
-
-    reads = await asyncio.gather(*(one(c) for c in criteria))
-    total = Usage()
-    for _, usage in reads:
-        total = total + usage
-    return {c.name: value for c, (value, _) in zip(criteria, reads, strict=True)}, total
+    offsets = {c.name: json_value_offset(text, c.name) for c in criteria}
+    dists, usage = await exact_each(
+        reader, messages, text, offsets, scale_labels(scale), lambda name: repr(name)
+    )
+    return {name: expectation(dist) for name, dist in dists.items()}, usage

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -45,12 +45,13 @@ from .._errors import (
 )
 from .._rebuild import Rebuildable
 from .._sync import run_sync
+from .._text import as_text, reference_text
 from .._types import ChatRequest, ChatResponse, Message, Usage
-from ..clients.base import Client
+from ..clients._protocol import Client
 from ..guards import Guard, resolve_guard
 from ..parsing import parse_verdict
-from ..rewards import as_text, reference_text
 from ..templates import truncate_middle
+from ._options import OnError
 
 if TYPE_CHECKING:
     from ..rewards import RewardFunc
@@ -59,7 +60,6 @@ __all__ = ["DEFAULT_MAX_INPUT_CHARS", "BaseJudge", "JudgeStats", "OnError", "Rew
 
 logger = logging.getLogger("rftjudge")
 
-OnError = Literal["abstain", "raise"] | float
 R = TypeVar("R")
 V = TypeVar("V", bound=BaseModel)
 

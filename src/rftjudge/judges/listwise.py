@@ -46,7 +46,6 @@ orders of a group are sent together, so a server with prefix caching computes th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -57,19 +56,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from typing_extensions import Unpack
 
 from .._errors import ConfigurationError, JudgeError, ParseError, TruncatedError, VerdictError
+from .._text import as_text
 from .._types import ChatResponse, Message, Usage
-from ..clients.base import Client
-from ..guards import Guard
-from ..parsing import distribution_at, score_distribution, token_index_at
-from ..rewards import RewardFunc, as_text
+from ..clients._protocol import Client
+from ..rewards import RewardFunc
 from ..templates import PromptTemplate
-from ._bradley_terry import solve_spd
+from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
+from ._distribution import Labels, exact_each, expectation, in_band
 from ._exact import ExactReader, letter_labels
 from ._group import GroupInfo, GroupReward, group_metrics, mean, seeded_order
-from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
-from .rubric import Criterion, Scale, ScaleSpec, check_criteria
+from ._listwise_design import additive_fit, cyclic_shifts, opaque_ids, windows
+from ._options import JudgeOptions, Scoring, legacy_positionals
+from .base import BaseJudge
 
 __all__ = ["ListwiseJudge", "ListwiseResult"]
 
@@ -77,7 +78,6 @@ logger = logging.getLogger("rftjudge")
 
 Aggregate = Literal["mean", "debiased"]
 Alphabet = Literal["digits", "letters"]
-_ID_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: ids are read by a model
 _ENTRY = re.compile(r'\{\s*"id"\s*:\s*"(?P<id>[^"\\]*)"\s*,\s*"score"\s*:\s*"?')
 
 
@@ -140,30 +140,23 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     the bundled ``prompts/listwise.j2``.
     """
 
+    @legacy_positionals("scale", "permutations", "on_error")
     def __init__(
         self,
         client: Client,
         criteria: Sequence[Criterion] | None = None,
+        *,
         scale: ScaleSpec = (0, 10),
         permutations: int = 3,
-        on_error: OnError = "abstain",
-        *,
         template: str | Path | None = None,
         aggregate: Aggregate = "debiased",
         alphabet: Alphabet = "digits",
         chunk_size: int = 8,
         max_prompt_chars: int | None = None,
-        scoring: Literal["auto", "expected", "sampled"] = "auto",
+        scoring: Scoring = "auto",
         exact: bool | None = None,
         ridge: float = 1.0,
-        max_reasks: int = 1,
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 2048,
-        seed: int | None = None,
-        name: str | None = None,
-        guard: Guard | bool | None = True,
-        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
-        batch_deadline: float | None = None,
+        **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
         self.scale = Scale.parse(scale)
@@ -191,18 +184,10 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             )
         if not (isinstance(ridge, int | float) and math.isfinite(ridge) and ridge >= 0):
             raise ConfigurationError(f"ridge must be a finite number >= 0; got {ridge!r}")
-        super().__init__(
-            client,
-            on_error=on_error,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-            name=name or "listwise",
-            guard=guard,
-            max_input_chars=max_input_chars,
-            batch_deadline=batch_deadline,
-        )
+        if not options.get("name"):
+            options["name"] = "listwise"
+        options.setdefault("max_tokens", 2048)  # one verdict holds a score per candidate
+        super().__init__(client, **options)
         capabilities = getattr(client, "capabilities", None)
         if scoring == "auto":
             scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
@@ -223,6 +208,11 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             else {str(v): float(v) for v in values}
         )
         self.labels = list(self.label_values)
+        self._labels: Labels[float] = (
+            Labels.of(self.label_values, self.labels)
+            if alphabet == "letters"
+            else Labels.scores(values)
+        )
         score_type: Any = (
             Literal[tuple(self.labels)]
             if alphabet == "letters"
@@ -353,18 +343,18 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     async def _score(self, prompt: str, unique: list[str], reference: str | None) -> _Outcome:
         """Ask every order (concurrently) and combine their scores."""
         n = len(unique)
-        ids = _opaque_ids(unique)
+        ids = opaque_ids(unique)
         try:
             size = self._window_size(prompt, reference, unique, ids)
         except _ContextError as exc:
             logger.warning("rftjudge: %s: %s", self.name, exc)
             return _Outcome([None] * n, exc, "")
         base = seeded_order(n, "listwise", self.seed, prompt, *unique)
-        shifts = _shifts(n, self.permutations, connected=self.aggregate == "debiased")
+        shifts = cyclic_shifts(n, self.permutations, connected=self.aggregate == "debiased")
         requests = [
             _Request(order, window)
             for order, shift in enumerate(shifts)
-            for window in _windows(base[shift:] + base[:shift], size)
+            for window in windows(base[shift:] + base[:shift], size)
         ]
         answers = await asyncio.gather(
             *(self._ask_request(prompt, reference, unique, ids, r) for r in requests)
@@ -434,23 +424,12 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     def _expected(self, response: ChatResponse, ids: Sequence[str]) -> dict[str, float | None]:
         """Each id's expected score from the answer's own logprobs (None where unreadable)."""
-        found: dict[str, float | None] = {cid: None for cid in ids}
         if not response.logprobs:
-            return found
-        for cid, offset in _score_offsets(response.text).items():
-            if cid not in found:
-                continue
-            index = token_index_at(response.logprobs, response.text, offset)
-            if index is None:
-                continue
-            dist = (
-                distribution_at(response.logprobs, index, self.label_values)
-                if self.alphabet == "letters"
-                else score_distribution(response.logprobs, index, self.label_values)
-            )
-            if dist:
-                found[cid] = sum(v * p for v, p in dist.items())
-        return found
+            return {cid: None for cid in ids}
+        offsets = _score_offsets(response.text)
+        return {
+            cid: expectation(in_band(response, offsets.get(cid), self._labels)) for cid in ids
+        }
 
     async def _exact(
         self, messages: Sequence[Message], text: str, ids: Sequence[str]
@@ -458,27 +437,15 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         """Each id's expected score read by prefill + constrained choice; the reads of one answer
         share its prefix and go out together."""
         offsets = _score_offsets(text)
-
-        async def one(cid: str) -> tuple[float | None, Usage]:
-            offset = offsets.get(cid)
-            if offset is None:
-                self.exact.skip(f"no score for id {cid} in the answer text")
-                return None, Usage()
-            if self.alphabet == "letters":
-                dist, usage = await self.exact.read_labels(
-                    messages, text[:offset], self.label_values, self.labels
-                )
-            else:
-                dist, usage = await self.exact.read_scores(
-                    messages, text[:offset], self.label_values
-                )
-            return (sum(v * p for v, p in dist.items()) if dist else None), usage
-
-        reads = await asyncio.gather(*(one(cid) for cid in ids))
-        total = Usage()
-        for _, usage in reads:
-            total = total + usage
-        return {cid: v for cid, (v, _) in zip(ids, reads, strict=True)}, total, len(ids)
+        dists, usage = await exact_each(
+            self.exact,
+            messages,
+            text,
+            {cid: offsets.get(cid) for cid in ids},
+            self._labels,
+            lambda cid: f"id {cid}",
+        )
+        return {cid: expectation(dist) for cid, dist in dists.items()}, usage, len(ids)
 
     def _combine(
         self,
@@ -510,7 +477,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         requests_made = usage.requests + sum(
             self._requests_of(a) for a in answers if isinstance(a, BaseException)
         )
-        fitted = _additive_fit(
+        fitted = additive_fit(
             observations, n, positions=self.aggregate == "debiased", ridge=self.ridge
         )
         span = self.scale.high - self.scale.low
@@ -611,24 +578,6 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _opaque_ids(texts: Sequence[str]) -> list[str]:
-    """Short ids derived from each text's digest: stable across orders, unrelated to position,
-    unique within the group."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    for text in texts:
-        salt = 0
-        while True:
-            digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
-            cid = "C" + "".join(_ID_CHARS[b % len(_ID_CHARS)] for b in digest[:3])
-            if cid not in seen:
-                break
-            salt += 1
-        seen.add(cid)
-        ids.append(cid)
-    return ids
-
-
 def _id_problem(got: Sequence[str], expected: Sequence[str]) -> str | None:
     """What is wrong with the ids of an answer (phrased for the judge), or None."""
     counts: dict[str, int] = {}
@@ -657,84 +606,6 @@ def _id_problem(got: Sequence[str], expected: Sequence[str]) -> str | None:
 def _score_offsets(text: str) -> dict[str, int]:
     """Where each entry's score value starts in an answer text (past an opening quote)."""
     return {m.group("id"): m.end() for m in _ENTRY.finditer(text)}
-
-
-def _shifts(n: int, k: int, *, connected: bool = False) -> list[int]:
-    """k cyclic shifts of n items, spaced evenly (all n when k >= n).
-
-    ``connected``: nudge them, where needed, to generate Z_n — the item/position design is then
-    connected, so that position effects can be told apart from quality (``aggregate="debiased"``).
-    """
-    k = min(k, n)
-    shifts = sorted({round(j * n / k) % n for j in range(k)})
-    if not connected or len(shifts) < 2 or math.gcd(n, *shifts[1:]) == 1:
-        return shifts
-    for delta in (1, -1, 2, -2):
-        moved = (shifts[1] + delta) % n
-        candidate = sorted({*shifts[:1], moved, *shifts[2:]})
-        if len(candidate) == len(shifts) and math.gcd(n, *candidate[1:]) == 1:
-            return candidate
-    return shifts
-
-
-def _windows(order: Sequence[int], size: int) -> list[list[int]]:
-    """Overlapping windows of ``size`` consecutive items covering ``order`` (see the module
-    docstring for the rule)."""
-    n = len(order)
-    if n <= size:
-        return [list(order)]
-    stride = size - max(1, size // 4)
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return [list(order[s : s + size]) for s in starts]
-
-
-def _additive_fit(
-    observations: Sequence[tuple[int, int, int, float]],
-    n: int,
-    *,
-    positions: bool,
-    ridge: float,
-) -> list[float | None]:
-    """Least squares ``value = quality[item] + effect[request] (+ effect[position])``.
-
-    Solved exactly (the normal equations are small: items + requests + positions unknowns). The
-    effects carry a ridge penalty — shrunk towards 0, so a design that cannot tell an effect from
-    quality leaves it near 0 — and are centred afterwards, so the qualities stay on the judge's
-    scale (the score under an average request and position). With every request showing every
-    item and no position term this is the plain mean per item. Items never observed get None.
-    """
-    if not observations:
-        return [None] * n
-    requests = sorted({r for _, _, r, _ in observations})
-    places = sorted({p for _, p, _, _ in observations}) if positions else []
-    column = {("r", r): n + k for k, r in enumerate(requests)}
-    column.update({("p", p): n + len(requests) + k for k, p in enumerate(places)})
-    size = n + len(requests) + len(places)
-    matrix = [[0.0] * size for _ in range(size)]
-    vector = [0.0] * size
-    for item, position, request, value in observations:
-        cols = [item, column[("r", request)]]
-        if positions:
-            cols.append(column[("p", position)])
-        for a in cols:
-            vector[a] += value
-            for b in cols:
-                matrix[a][b] += 1.0
-    seen = {item for item, _, _, _ in observations}
-    for k in range(size):
-        # A tiny penalty on the qualities as well keeps the system definite when the effects are
-        # unpenalised (ridge=0: only differences are determined; the centring fixes the level).
-        matrix[k][k] += (ridge if k >= n else 0.0) + 1e-9 + (0.0 if k >= n or k in seen else 1.0)
-    solution = solve_spd(matrix, vector)
-    effect = [
-        solution[column[("r", r)]] + (solution[column[("p", p)]] if positions else 0.0)
-        for _, p, r, _ in observations
-    ]
-    quality = [solution[i] for i in range(n)]
-    offset = mean(effect)
-    return [quality[i] + offset if i in seen else None for i in range(n)]
 
 
 def _chars(messages: Sequence[Message]) -> int:

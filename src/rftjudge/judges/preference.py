@@ -32,26 +32,30 @@ exactly (``exact=``, see :mod:`._exact`): one extra one-token request per order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Unpack
 
 from .._errors import ConfigurationError, VerdictError
+from .._text import as_text
 from .._types import ChatResponse, Message, Usage
-from ..clients.base import Client
-from ..guards import Guard
-from ..parsing import distribution_at, json_value_offset, token_index_at
-from ..rewards import RewardFunc, as_text
+from ..clients._protocol import Client
+from ..parsing import json_value_offset
+from ..rewards import RewardFunc
 from ..templates import PromptTemplate
 from ._bradley_terry import fit_bradley_terry
+from ._criteria import Criterion, check_criteria
+from ._distribution import Labels, exact, in_band
 from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._options import UNSET, JudgeOptions, Scoring, Unset, legacy_positionals, scoring_from_logprobs
 from ._schedules import SCHEDULES, Schedule, first_round, schedule_pairs, swiss_round
-from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
-from .rubric import Criterion, check_criteria
+from .base import BaseJudge
 
 __all__ = ["Preference", "PreferenceJudge"]
 
@@ -97,8 +101,9 @@ class PreferenceJudge(BaseJudge[Preference]):
     """Compare two responses with position-swap debiasing.
 
     ``criteria`` (optional) name what "better" means; ``allow_ties=False`` forces the judge to pick a
-    side (ties can still result from disagreeing orders). ``use_logprobs`` defaults to what the
-    client's capabilities allow.
+    side (ties can still result from disagreeing orders). ``scoring``: ``"expected"`` reads P(A wins)
+    from the label's logprobs, ``"sampled"`` takes the written label, ``"auto"`` (default) expected
+    where the client reports logprobs (``use_logprobs=`` is the deprecated spelling).
 
     Group mode: ``group_reward`` (``"win_rate"`` or ``"bradley_terry"``), ``schedule`` (which pairs;
     ``comparisons_per_completion`` is k of ``"circular"``/``"auto"`` and the number of rounds of
@@ -106,43 +111,34 @@ class PreferenceJudge(BaseJudge[Preference]):
     probabilities by prefill + constrained choice (default: when the client can).
     """
 
+    @legacy_positionals("swap", "allow_ties", "on_error")
     def __init__(
         self,
         client: Client,
         criteria: Sequence[Criterion] | None = None,
+        *,
         swap: bool = True,
         allow_ties: bool = True,
-        on_error: OnError = "abstain",
-        *,
         template: str | None = None,
-        use_logprobs: bool | None = None,
+        scoring: Scoring = "auto",
         comparisons_per_completion: int | None = None,
         group_reward: GroupRewardMode = "win_rate",
         schedule: Schedule = "auto",
         bt_prior_sd: float = 4.0,
         exact: bool | None = None,
-        max_reasks: int = 1,
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 1024,
-        seed: int | None = None,
-        name: str | None = None,
-        guard: Guard | bool | None = True,
-        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
-        batch_deadline: float | None = None,
+        use_logprobs: bool | Unset | None = UNSET,
+        **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
-        super().__init__(
-            client,
-            on_error=on_error,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-            name=name or "preference",
-            guard=guard,
-            max_input_chars=max_input_chars,
-            batch_deadline=batch_deadline,
-        )
+        if not isinstance(use_logprobs, Unset):
+            scoring = scoring_from_logprobs(use_logprobs, "PreferenceJudge")
+        if scoring not in ("auto", "expected", "sampled"):
+            raise ConfigurationError(
+                f'scoring must be "auto", "expected" or "sampled"; got {scoring!r}'
+            )
+        if not options.get("name"):
+            options["name"] = "preference"
+        super().__init__(client, **options)
         if comparisons_per_completion is not None and comparisons_per_completion < 1:
             raise ConfigurationError("comparisons_per_completion must be >= 1")
         if group_reward not in ("win_rate", "bradley_terry"):
@@ -161,10 +157,10 @@ class PreferenceJudge(BaseJudge[Preference]):
         self.swap = bool(swap)
         self.allow_ties = bool(allow_ties)
         self.comparisons_per_completion = comparisons_per_completion
-        capabilities = getattr(client, "capabilities", None)
-        self.use_logprobs = (
-            bool(getattr(capabilities, "logprobs", False)) if use_logprobs is None else use_logprobs
-        )
+        if scoring == "auto":
+            capabilities = getattr(client, "capabilities", None)
+            scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
+        self.scoring: Literal["expected", "sampled"] = scoring
         self.exact = ExactReader(self, exact)
         self.labels: tuple[Label, ...] = ("A", "B", "tie") if allow_ties else ("A", "B")
         self._verdict_model = _Verdict if allow_ties else _StrictVerdict
@@ -183,6 +179,15 @@ class PreferenceJudge(BaseJudge[Preference]):
         self.render("prompt", "a", "b")  # a broken template fails here, not mid-training
         self.comparisons = 0
         self.inconsistent = 0
+
+    @property
+    def use_logprobs(self) -> bool:
+        """Deprecated spelling of ``scoring == "expected"``."""
+        return self.scoring == "expected"
+
+    @property
+    def _expected(self) -> bool:
+        return self.scoring == "expected"
 
     def render(self, prompt: str, response_a: str, response_b: str) -> Any:
         return self.template.render(
@@ -237,8 +242,8 @@ class PreferenceJudge(BaseJudge[Preference]):
         request = self.make_request(
             self.render(prompt, a, b),
             self.output_schema,
-            logprobs=self.use_logprobs,
-            top_logprobs=5 if self.use_logprobs else 0,
+            logprobs=self._expected,
+            top_logprobs=5 if self._expected else 0,
         )
         asked = await self._ask(request, self._verdict_model)
         label: Label = asked.verdict.winner
@@ -247,7 +252,7 @@ class PreferenceJudge(BaseJudge[Preference]):
         if self.exact.enabled:
             probs, read_usage = await self._exact_probs(request.messages, asked.response.text)
             usage = usage + read_usage
-        if probs is None and self.use_logprobs:
+        if probs is None and self._expected:
             probs = self._label_probs(asked.response)
         if probs is None:
             prob_a, from_logprobs = _LABEL_PROB[label], False
@@ -262,23 +267,15 @@ class PreferenceJudge(BaseJudge[Preference]):
     ) -> tuple[dict[Label, float] | None, Usage]:
         """The label distribution read by prefill + constrained choice (see :mod:`._exact`)."""
         offset = json_value_offset(text, "winner")
-        if offset is None:
-            self.exact.skip("no winner in the verdict text")
-            return None, Usage()
-        return await self.exact.read_labels(
-            messages, text[:offset], self._valid_labels(), list(self.labels)
-        )
+        return await exact(self.exact, messages, text, offset, self._labels, what="winner")
 
     def _label_probs(self, response: ChatResponse) -> dict[Label, float] | None:
-        if not response.logprobs:
-            return None
-        offset = json_value_offset(response.text, "winner")
-        if offset is None:
-            return None
-        index = token_index_at(response.logprobs, response.text, offset)
-        if index is None:
-            return None
-        return distribution_at(response.logprobs, index, self._valid_labels())
+        offset = json_value_offset(response.text, "winner") if response.logprobs else None
+        return in_band(response, offset, self._labels)
+
+    @functools.cached_property
+    def _labels(self) -> Labels[Label]:
+        return Labels.of(self._valid_labels(), list(self.labels))
 
     def _valid_labels(self) -> dict[str, Label]:
         valid: dict[str, Label] = {label: label for label in self.labels}

@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,107 +24,22 @@ from pydantic import (
     ConfigDict,
     Field,
     create_model,
-    field_validator,
-    model_validator,
 )
+from typing_extensions import Unpack
 
 from .._errors import ConfigurationError
 from .._types import ChatRequest, Usage
-from ..clients.base import Client
-from ..guards import Guard
+from ..clients._protocol import Client
 from ..templates import PromptTemplate
+from ._criteria import Criterion, Scale, ScaleSpec, check_criteria, verdict_field
 from ._exact import ExactReader
+from ._options import JudgeOptions, Scoring, legacy_positionals
 from ._scoring import exact_scores, expected_scores
-from .base import DEFAULT_MAX_INPUT_CHARS, BaseJudge, OnError
+from .base import BaseJudge
 
 logger = logging.getLogger("rftjudge")
 
 __all__ = ["Criterion", "Judgment", "RubricJudge", "Scale", "ScaleSpec"]
-
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-ScaleSpec = Union[tuple[int, int], Literal["binary", "pass_fail"], "Scale"]
-
-
-class Criterion(BaseModel):
-    """One thing the judge checks. ``weight`` sets its share of the reward."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str
-    weight: float = 1.0
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(
-                "criterion name must start with a letter and use only letters, digits, '_' or '-' "
-                f"(at most 64 characters); got {value!r}"
-            )
-        return value
-
-    @field_validator("description")
-    @classmethod
-    def _check_description(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("criterion description must not be empty")
-        return value
-
-    @field_validator("weight")
-    @classmethod
-    def _check_weight(cls, value: float) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"criterion weight must be a finite number > 0; got {value!r}")
-        return value
-
-
-class Scale(BaseModel):
-    """The answer scale of every criterion: integers ``low..high``, or pass/fail (``binary``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    low: int = 1
-    high: int = 5
-    binary: bool = False
-
-    @model_validator(mode="after")
-    def _check_range(self) -> Scale:
-        # Scale(low=3, high=3) would divide by zero in normalise(), mid-training.
-        if self.high <= self.low or self.high - self.low > 100:
-            raise ValueError(
-                f"scale needs low < high and at most 101 values; got low={self.low}, "
-                f"high={self.high}"
-            )
-        return self
-
-    @classmethod
-    def parse(cls, spec: ScaleSpec) -> Scale:
-        if isinstance(spec, Scale):
-            return spec
-        if spec in ("binary", "pass_fail"):
-            return cls(low=0, high=1, binary=True)
-        if (
-            isinstance(spec, tuple)
-            and len(spec) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in spec)
-        ):
-            low, high = spec
-            if high <= low:
-                raise ConfigurationError(f"scale must have low < high; got {spec!r}")
-            if high - low > 100:
-                raise ConfigurationError(f"scale {spec!r} is too wide (at most 101 values)")
-            return cls(low=low, high=high)
-        raise ConfigurationError(
-            f'scale must be (low, high) integers, "binary" or "pass_fail"; got {spec!r}'
-        )
-
-    @property
-    def values(self) -> list[int]:
-        return list(range(self.low, self.high + 1))
-
-    def normalise(self, raw: float) -> float:
-        return (raw - self.low) / (self.high - self.low)
 
 
 class Judgment(BaseModel):
@@ -161,9 +74,6 @@ class Judgment(BaseModel):
     """Criteria whose exact distribution could not be read (in-band logprobs or sampled used)."""
     guarded: str | None = None
     """Set when the guard failed a non-answer without a judge call: the guard's reason."""
-
-
-Scoring = Literal["auto", "expected", "sampled"]
 
 
 @dataclass(frozen=True)
@@ -206,27 +116,20 @@ class RubricJudge(BaseJudge[Judgment]):
     ``Judgment.exact_fallbacks`` and the ``exact_fallback_rate`` metric.
     """
 
+    @legacy_positionals("scale", "template", "on_error")
     def __init__(
         self,
         client: Client,
         criteria: Sequence[Criterion],
+        *,
         scale: ScaleSpec = (1, 5),
         template: str | Path | None = None,
-        on_error: OnError = "abstain",
-        *,
-        max_reasks: int = 1,
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 1024,
-        seed: int | None = None,
-        name: str | None = None,
         scoring: Scoring = "auto",
         samples: int = 1,
         top_logprobs: int = 20,
         ignore_length: bool = False,
         exact: bool | None = None,
-        guard: Guard | bool | None = True,
-        max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
-        batch_deadline: float | None = None,
+        **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria)
         self.scale = Scale.parse(scale)
@@ -236,11 +139,6 @@ class RubricJudge(BaseJudge[Judgment]):
             )
         if not isinstance(samples, int) or samples < 1:
             raise ConfigurationError(f"samples must be an int >= 1; got {samples!r}")
-        if samples > 1 and not temperature:
-            raise ConfigurationError(
-                "samples > 1 averages several sampled verdicts, which needs temperature > 0 "
-                f"(got temperature={temperature!r})"
-            )
         if scoring == "auto":
             capabilities = getattr(client, "capabilities", None)
             scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
@@ -248,18 +146,14 @@ class RubricJudge(BaseJudge[Judgment]):
         self.samples = samples
         self.top_logprobs = max(1, min(int(top_logprobs), 20))
         self.ignore_length = ignore_length
-        super().__init__(
-            client,
-            on_error=on_error,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-            name=name or "rubric_" + "_".join(c.name for c in self.criteria),
-            guard=guard,
-            max_input_chars=max_input_chars,
-            batch_deadline=batch_deadline,
-        )
+        if not options.get("name"):
+            options["name"] = "rubric_" + "_".join(c.name for c in self.criteria)
+        super().__init__(client, **options)
+        if samples > 1 and not self.temperature:
+            raise ConfigurationError(
+                "samples > 1 averages several sampled verdicts, which needs temperature > 0 "
+                f"(got temperature={self.temperature!r})"
+            )
         if exact and self.scoring != "expected":
             raise ConfigurationError('exact=True reads distributions: it needs scoring="expected"')
         self.exact = ExactReader(self, exact if self.scoring == "expected" else False)
@@ -348,7 +242,7 @@ class RubricJudge(BaseJudge[Judgment]):
         verdict: Any = asked.verdict  # a model built from the criteria at run time
         raw: dict[str, float] = {}
         for criterion in self.criteria:
-            value = getattr(verdict.scores, _field(criterion))
+            value = getattr(verdict.scores, verdict_field(criterion))
             raw[criterion.name] = float(int(value)) if self.scale.binary else float(value)
         expected: dict[str, float] | None = None
         usage, exact_hits, exact_misses = asked.usage, 0, 0
@@ -414,34 +308,6 @@ class RubricJudge(BaseJudge[Judgment]):
         return f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r})"
 
 
-def check_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
-    if isinstance(criteria, Criterion) or not isinstance(criteria, Sequence) or not criteria:
-        raise ConfigurationError("criteria must be a non-empty list of Criterion")
-    for item in criteria:
-        if not isinstance(item, Criterion):
-            raise ConfigurationError(
-                f"criteria must contain Criterion objects; got {type(item).__name__}"
-            )
-    names = [c.name for c in criteria]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigurationError(f"duplicate criterion names: {', '.join(duplicates)}")
-    # "a-b" and "a_b" share a verdict field: one criterion would silently get the other's score.
-    fields: dict[str, str] = {}
-    for c in criteria:
-        other = fields.setdefault(_field(c), c.name)
-        if other != c.name:
-            raise ConfigurationError(
-                f"criterion names {other!r} and {c.name!r} collide ('-' and '_' are the same "
-                "field in the verdict); rename one"
-            )
-    return tuple(criteria)
-
-
-def _field(criterion: Criterion) -> str:
-    return "c_" + criterion.name.replace("-", "_")
-
-
 def _not_bool(value: Any) -> Any:
     """``true`` on an integer scale is no score: pydantic would read it as 1 (the lowest)."""
     if isinstance(value, bool):
@@ -455,7 +321,7 @@ def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseMode
         if scale.binary
         else Annotated[int, BeforeValidator(_not_bool), Field(ge=scale.low, le=scale.high)]
     )
-    fields: dict[str, Any] = {_field(c): (score_type, Field(alias=c.name)) for c in criteria}
+    fields: dict[str, Any] = {verdict_field(c): (score_type, Field(alias=c.name)) for c in criteria}
     scores = create_model(
         "RubricScores", __config__=ConfigDict(extra="ignore", populate_by_name=True), **fields
     )

@@ -20,21 +20,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ._errors import ConfigurationError
-from ._readers import BadRow
-from .scoring import (
+from .._errors import ConfigurationError
+from ._plan import (
     Plan,
     Record,
     Status,
-    _failure,
     count,
     error_fields,
+    failure,
     input_hash,
     input_problem,
     row_hash,
     row_status,
     start_record,
 )
+from ._readers import BadRow
 
 __all__ = ["judge_group", "plan_groups"]
 
@@ -110,7 +110,7 @@ async def judge_group(
     prompts = {_text(row[columns.prompt]) for _, row in judged}
     reference = first.get(columns.reference) if columns.reference else None
     if len(prompts) > 1:
-        problem = _failure(
+        problem = failure(
             "input",
             "MixedPrompts",
             f"the rows of group {key!r} have {len(prompts)} different prompts; a group judge "

@@ -4,7 +4,7 @@ A row that cannot be read — a JSONL line that is not a JSON object, a CSV row 
 differs from the header's — is not skipped (the rows after it would shift onto other indices,
 and a resumed run would pair records with the wrong rows) and not fatal (one bad line among a
 million would stop a run before anything is judged). It is yielded as a :class:`BadRow` at its own
-index; :mod:`rftjudge.scoring` turns it into an error record naming the line.
+index; :mod:`rftjudge.app.scoring` turns it into an error record naming the line.
 
 A path that does not exist is an error naming it; the Hugging Face Hub is asked only for an
 explicit ``hf:NAME`` (a typo must not become 25 seconds of Hub retries).
@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 __all__ = ["BadRow", "read_rows"]
 

@@ -1,4 +1,4 @@
-"""The resumable results file of :mod:`rftjudge.scoring`: nothing paid for is lost.
+"""The resumable results file of :mod:`rftjudge.app.scoring`: nothing paid for is lost.
 
 - Records are written as ASCII JSON (``ensure_ascii=True``), one line each, with ``os.write`` on
   an ``O_APPEND`` descriptor (no buffer that a failed flush could half-write later). A kill can

@@ -1,0 +1,113 @@
+"""One reader of "what could the judge have written here": the distribution over valid labels.
+
+Every judge reads a score or label distribution at a place in its verdict — a rubric criterion's
+score, a listwise candidate's score, a preference's winner — in one of two ways:
+
+- **in band**, from the verdict's own token logprobs at that place (:func:`in_band`);
+- **exactly**, by prefilling the verdict up to that place and asking for one constrained token
+  (:func:`exact`, where the client has ``Capabilities.prefill_choice``; see :mod:`._exact`).
+
+:class:`Labels` says what may be written there. Numbers can spread over two tokens ("1" then "0"
+for 10), which the numeric readers resolve; labels (``A``/``B``/``tie``, letters, true/false) are
+one token each and may have aliases. A place that cannot be read gives ``None``: callers fall back
+to the written value and count it — never a silent guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from .._types import ChatResponse, Message, Usage
+from ..parsing import distribution_at, score_distribution, token_index_at
+
+if TYPE_CHECKING:
+    from ._exact import ExactReader
+
+__all__ = ["Labels", "exact", "exact_each", "expectation", "in_band"]
+
+V = TypeVar("V", bound=Hashable)
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Labels(Generic[V]):
+    """What may be written at a place: label text (aliases allowed) → value, and the choices an
+    exact read may generate. ``numeric``: numbers, possibly spread over two tokens."""
+
+    valid: Mapping[str, V]
+    choices: tuple[str, ...]
+    numeric: bool = False
+
+    @staticmethod
+    def scores(values: Iterable[int]) -> Labels[float]:
+        """Integer scores written as numbers."""
+        valid = {str(v): float(v) for v in values}
+        return Labels(valid, tuple(valid), numeric=True)
+
+    @staticmethod
+    def of(valid: Mapping[str, V], choices: Sequence[str] | None = None) -> Labels[V]:
+        """One-token labels (``choices``: the canonical ones, default every key of ``valid``)."""
+        return Labels(dict(valid), tuple(choices if choices is not None else valid))
+
+
+def in_band(response: ChatResponse, offset: int | None, labels: Labels[V]) -> dict[V, float] | None:
+    """The distribution at character ``offset`` of the answer, from its own logprobs."""
+    if offset is None or not response.logprobs:
+        return None
+    index = token_index_at(response.logprobs, response.text, offset)
+    if index is None:
+        return None
+    if labels.numeric:
+        numeric = cast("Mapping[str, float]", labels.valid)
+        return cast("dict[V, float] | None", score_distribution(response.logprobs, index, numeric))
+    return distribution_at(response.logprobs, index, labels.valid)
+
+
+async def exact(
+    reader: ExactReader,
+    messages: Sequence[Message],
+    text: str,
+    offset: int | None,
+    labels: Labels[V],
+    *,
+    what: str,
+) -> tuple[dict[V, float] | None, Usage]:
+    """The distribution after ``text[:offset]``, read by prefill + constrained choice."""
+    if offset is None:
+        reader.skip(f"no value for {what} in the verdict text")
+        return None, Usage()
+    prefix = text[:offset]
+    if labels.numeric:
+        numeric = cast("Mapping[str, float]", labels.valid)
+        dist, usage = await reader.read_scores(messages, prefix, numeric)
+        return cast("dict[V, float] | None", dist), usage
+    return await reader.read_labels(messages, prefix, labels.valid, labels.choices)
+
+
+async def exact_each(
+    reader: ExactReader,
+    messages: Sequence[Message],
+    text: str,
+    offsets: Mapping[K, int | None],
+    labels: Labels[V],
+    what: Callable[[K], str],
+) -> tuple[dict[K, dict[V, float] | None], Usage]:
+    """:func:`exact` at several places of one answer; the reads share its prefix and go together."""
+    keys = list(offsets)
+    reads = await asyncio.gather(
+        *(exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys)
+    )
+    total = Usage()
+    for _, usage in reads:
+        total = total + usage
+    return {k: dist for k, (dist, _) in zip(keys, reads, strict=True)}, total
+
+
+def expectation(dist: Mapping[Any, float] | None) -> float | None:
+    """The expected value of a numeric distribution (None for none)."""
+    if not dist:
+        return None
+    return float(sum(value * p for value, p in dist.items()))

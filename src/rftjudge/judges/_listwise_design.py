@@ -1,0 +1,116 @@
+"""The design math of listwise judging: ids, presentation orders, windows and the additive fit.
+
+Pure functions, no judge and no I/O: which orders a group is shown in (:func:`cyclic_shifts`), how a
+large group is cut into overlapping windows (:func:`windows`), the opaque ids candidates are shown
+under (:func:`opaque_ids`), and the least-squares fit that separates quality from position and
+request effects (:func:`additive_fit`). :mod:`rftjudge.judges.listwise` explains why each is so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+from ._bradley_terry import solve_spd
+from ._group import mean
+
+__all__ = ["additive_fit", "cyclic_shifts", "opaque_ids", "windows"]
+
+_ID_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: ids are read by a model
+
+
+def opaque_ids(texts: Sequence[str]) -> list[str]:
+    """Short ids derived from each text's digest: stable across orders, unrelated to position,
+    unique within the group."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for text in texts:
+        salt = 0
+        while True:
+            digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
+            cid = "C" + "".join(_ID_CHARS[b % len(_ID_CHARS)] for b in digest[:3])
+            if cid not in seen:
+                break
+            salt += 1
+        seen.add(cid)
+        ids.append(cid)
+    return ids
+
+
+def cyclic_shifts(n: int, k: int, *, connected: bool = False) -> list[int]:
+    """k cyclic shifts of n items, spaced evenly (all n when k >= n).
+
+    ``connected``: nudge them, where needed, to generate Z_n — the item/position design is then
+    connected, so that position effects can be told apart from quality (``aggregate="debiased"``).
+    """
+    k = min(k, n)
+    shifts = sorted({round(j * n / k) % n for j in range(k)})
+    if not connected or len(shifts) < 2 or math.gcd(n, *shifts[1:]) == 1:
+        return shifts
+    for delta in (1, -1, 2, -2):
+        moved = (shifts[1] + delta) % n
+        candidate = sorted({*shifts[:1], moved, *shifts[2:]})
+        if len(candidate) == len(shifts) and math.gcd(n, *candidate[1:]) == 1:
+            return candidate
+    return shifts
+
+
+def windows(order: Sequence[int], size: int) -> list[list[int]]:
+    """Overlapping windows of ``size`` consecutive items covering ``order`` (see the module
+    docstring for the rule)."""
+    n = len(order)
+    if n <= size:
+        return [list(order)]
+    stride = size - max(1, size // 4)
+    starts = list(range(0, n - size + 1, stride))
+    if starts[-1] != n - size:
+        starts.append(n - size)
+    return [list(order[s : s + size]) for s in starts]
+
+
+def additive_fit(
+    observations: Sequence[tuple[int, int, int, float]],
+    n: int,
+    *,
+    positions: bool,
+    ridge: float,
+) -> list[float | None]:
+    """Least squares ``value = quality[item] + effect[request] (+ effect[position])``.
+
+    Solved exactly (the normal equations are small: items + requests + positions unknowns). The
+    effects carry a ridge penalty — shrunk towards 0, so a design that cannot tell an effect from
+    quality leaves it near 0 — and are centred afterwards, so the qualities stay on the judge's
+    scale (the score under an average request and position). With every request showing every
+    item and no position term this is the plain mean per item. Items never observed get None.
+    """
+    if not observations:
+        return [None] * n
+    requests = sorted({r for _, _, r, _ in observations})
+    places = sorted({p for _, p, _, _ in observations}) if positions else []
+    column = {("r", r): n + k for k, r in enumerate(requests)}
+    column.update({("p", p): n + len(requests) + k for k, p in enumerate(places)})
+    size = n + len(requests) + len(places)
+    matrix = [[0.0] * size for _ in range(size)]
+    vector = [0.0] * size
+    for item, position, request, value in observations:
+        cols = [item, column[("r", request)]]
+        if positions:
+            cols.append(column[("p", position)])
+        for a in cols:
+            vector[a] += value
+            for b in cols:
+                matrix[a][b] += 1.0
+    seen = {item for item, _, _, _ in observations}
+    for k in range(size):
+        # A tiny penalty on the qualities as well keeps the system definite when the effects are
+        # unpenalised (ridge=0: only differences are determined; the centring fixes the level).
+        matrix[k][k] += (ridge if k >= n else 0.0) + 1e-9 + (0.0 if k >= n or k in seen else 1.0)
+    solution = solve_spd(matrix, vector)
+    effect = [
+        solution[column[("r", r)]] + (solution[column[("p", p)]] if positions else 0.0)
+        for _, p, r, _ in observations
+    ]
+    quality = [solution[i] for i in range(n)]
+    offset = mean(effect)
+    return [quality[i] + offset if i in seen else None for i in range(n)]
