@@ -1,4 +1,4 @@
-"""The design math of listwise judging: ids, presentation orders, windows and the additive fit.
+"""The design math of listwise judging: ids, orders, windows, and combining the answers.
 
 Pure functions, no judge and no I/O: which orders a group is shown in (:func:`cyclic_shifts`), how a
 large group is cut into overlapping windows (:func:`windows`), the opaque ids candidates are shown
@@ -11,13 +11,57 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from .._errors import ParseError, TruncatedError
+from .._types import Usage
 from ._bradley_terry import solve_spd
 from ._group import mean
 
-__all__ = ["additive_fit", "cyclic_shifts", "opaque_ids", "windows"]
+__all__ = [
+    "Answer",
+    "Outcome",
+    "Request",
+    "additive_fit",
+    "combine",
+    "cyclic_shifts",
+    "opaque_ids",
+    "windows",
+]
 
 _ID_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: ids are read by a model
+
+
+@dataclass
+class Request:
+    """One request of one order: the completions it shows (as unique indices), in shown order."""
+
+    order: int
+    items: list[int]
+
+
+@dataclass
+class Answer:
+    """What one request returned: a value per shown item (by unique index)."""
+
+    values: dict[int, float]
+    rationale: str
+    usage: Usage
+    reasks: int
+    exact_reads: int = 0
+    exact_fallbacks: int = 0
+
+
+@dataclass
+class Outcome:
+    """Scores of a group's distinct completions (None: not scored), with how they were made."""
+
+    scores: list[float | None]
+    error: BaseException | None
+    rationale: str
+    raw: list[list[float]] = field(default_factory=list)
+    info_fields: dict[str, Any] = field(default_factory=dict)
 
 
 def opaque_ids(texts: Sequence[str]) -> list[str]:
@@ -114,3 +158,70 @@ def additive_fit(
     quality = [solution[i] for i in range(n)]
     offset = mean(effect)
     return [quality[i] + offset if i in seen else None for i in range(n)]
+
+
+def combine(
+    n: int,
+    requests: Sequence[Request],
+    answers: Sequence[Answer | BaseException],
+    orders: int,
+    *,
+    span: float,
+    positions: bool,
+    ridge: float,
+    max_reasks: int,
+) -> Outcome:
+    """A group's scores from every request's answer: the additive fit over all observations, the
+    raw per-order means, the order sensitivity (spread across orders on the [0, 1] scale) and the
+    counts behind them. A failed request's order is dropped and counted; its error is kept."""
+    observations: list[tuple[int, int, int, float]] = []  # (item, position, request, value)
+    per_order: list[dict[int, list[float]]] = [{} for _ in range(orders)]
+    usage, reasks, reads, misses = Usage(), 0, 0, 0
+    failed_orders: set[int] = set()
+    error: BaseException | None = None
+    rationale = ""
+    for r, (request, answer) in enumerate(zip(requests, answers, strict=True)):
+        if isinstance(answer, BaseException):
+            failed_orders.add(request.order)
+            error = error or answer
+            continue
+        usage = usage + answer.usage
+        reasks += answer.reasks
+        reads += answer.exact_reads
+        misses += answer.exact_fallbacks
+        rationale = rationale or answer.rationale
+        for position, item in enumerate(request.items):
+            value = answer.values[item]
+            observations.append((item, position, r, value))
+            per_order[request.order].setdefault(item, []).append(value)
+    requests_made = usage.requests + sum(
+        _requests_of(a, max_reasks) for a in answers if isinstance(a, BaseException)
+    )
+    fitted = additive_fit(observations, n, positions=positions, ridge=ridge)
+    spreads = []
+    for item in range(n):
+        values = [mean(o[item]) for o in per_order if item in o]
+        if len(values) > 1:
+            spreads.append((max(values) - min(values)) / span)
+    raw = [[mean(o[item]) for o in per_order if item in o] for item in range(n)]
+    return Outcome(
+        scores=fitted,
+        error=error,
+        rationale=rationale,
+        raw=raw,
+        info_fields={
+            "requests": requests_made,
+            "usage": usage,
+            "orders": orders,
+            "failed_orders": len(failed_orders),
+            "order_sensitivity": mean(spreads) if spreads else None,
+            "reasks": reasks,
+            "exact_reads": reads,
+            "exact_fallbacks": misses,
+        },
+    )
+
+
+def _requests_of(error: BaseException, max_reasks: int) -> int:
+    """Requests a failed ask made: every re-ask for an answer that never validated."""
+    return 1 + max_reasks if isinstance(error, ParseError | TruncatedError) else 1

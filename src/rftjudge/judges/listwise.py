@@ -51,14 +51,13 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from typing_extensions import Unpack
 
-from .._errors import ConfigurationError, JudgeError, ParseError, TruncatedError, VerdictError
+from .._errors import ConfigurationError, JudgeError, VerdictError
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
@@ -67,8 +66,16 @@ from ..templates import PromptTemplate
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
 from ._distribution import Labels, exact_each, expectation, in_band
 from ._exact import ExactReader, letter_labels
-from ._group import GroupInfo, GroupReward, group_metrics, mean, seeded_order
-from ._listwise_design import additive_fit, cyclic_shifts, opaque_ids, windows
+from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._listwise_design import (
+    Answer,
+    Outcome,
+    Request,
+    combine,
+    cyclic_shifts,
+    opaque_ids,
+    windows,
+)
 from ._options import JudgeOptions, Scoring, legacy_positionals
 from .base import BaseJudge
 
@@ -97,37 +104,6 @@ class _ContextError(VerdictError):
     @property
     def kind(self) -> str:
         return "context"
-
-
-@dataclass
-class _Request:
-    """One request of one order: the completions it shows (as unique indices), in shown order."""
-
-    order: int
-    items: list[int]
-
-
-@dataclass
-class _Answer:
-    """What one request returned: a value per shown item (by unique index)."""
-
-    values: dict[int, float]
-    rationale: str
-    usage: Usage
-    reasks: int
-    exact_reads: int = 0
-    exact_fallbacks: int = 0
-
-
-@dataclass
-class _Outcome:
-    """Scores of a group's distinct completions (None: not scored), with how they were made."""
-
-    scores: list[float | None]
-    error: BaseException | None
-    rationale: str
-    raw: list[list[float]] = field(default_factory=list)
-    info_fields: dict[str, Any] = field(default_factory=dict)
 
 
 class ListwiseJudge(BaseJudge[ListwiseResult]):
@@ -312,7 +288,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     async def _group(
         self, prompt: Any, responses: Sequence[Any], reference: Any
-    ) -> tuple[list[float | BaseException], _Outcome]:
+    ) -> tuple[list[float | BaseException], Outcome]:
         texts = [as_text(r, what="completion") for r in responses]
         prompt_text, _, ref = self.prepare(prompt, "", reference)
         guarded = {t: reason for t in dict.fromkeys(texts) if (reason := self.non_answer(t))}
@@ -320,7 +296,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         outcome = (
             await self._score(prompt_text, [self.clip(t) for t in unique], ref)
             if unique
-            else _Outcome([], None, "")
+            else Outcome([], None, "")
         )
         info = GroupInfo(size=len(texts), distinct=len(unique), **outcome.info_fields)
         index = {t: k for k, t in enumerate(unique)}
@@ -340,7 +316,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             results.append(GroupReward(reward, info, outcome.rationale))
         return results, outcome
 
-    async def _score(self, prompt: str, unique: list[str], reference: str | None) -> _Outcome:
+    async def _score(self, prompt: str, unique: list[str], reference: str | None) -> Outcome:
         """Ask every order (concurrently) and combine their scores."""
         n = len(unique)
         ids = opaque_ids(unique)
@@ -348,11 +324,11 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             size = self._window_size(prompt, reference, unique, ids)
         except _ContextError as exc:
             logger.warning("rftjudge: %s: %s", self.name, exc)
-            return _Outcome([None] * n, exc, "")
+            return Outcome([None] * n, exc, "")
         base = seeded_order(n, "listwise", self.seed, prompt, *unique)
         shifts = cyclic_shifts(n, self.permutations, connected=self.aggregate == "debiased")
         requests = [
-            _Request(order, window)
+            Request(order, window)
             for order, shift in enumerate(shifts)
             for window in windows(base[shift:] + base[:shift], size)
         ]
@@ -367,8 +343,8 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         reference: str | None,
         unique: Sequence[str],
         ids: Sequence[str],
-        request: _Request,
-    ) -> _Answer | BaseException:
+        request: Request,
+    ) -> Answer | BaseException:
         shown = [ids[k] for k in request.items]
         messages = self.render(prompt, reference, [(ids[k], unique[k]) for k in request.items])
         expected_mode = self.scoring == "expected"
@@ -410,7 +386,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         else:
             usage, reads, misses = asked.usage, 0, 0
         position = {cid: k for cid, k in zip(shown, request.items, strict=True)}
-        return _Answer(
+        return Answer(
             values={position[cid]: value for cid, value in by_id.items()},
             rationale=str(verdict.rationale),
             usage=usage,
@@ -450,63 +426,20 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     def _combine(
         self,
         n: int,
-        requests: Sequence[_Request],
-        answers: Sequence[_Answer | BaseException],
+        requests: Sequence[Request],
+        answers: Sequence[Answer | BaseException],
         orders: int,
-    ) -> _Outcome:
-        observations: list[tuple[int, int, int, float]] = []  # (item, position, request, value)
-        per_order: list[dict[int, list[float]]] = [{} for _ in range(orders)]
-        usage, reasks, reads, misses = Usage(), 0, 0, 0
-        failed_orders: set[int] = set()
-        error: BaseException | None = None
-        rationale = ""
-        for r, (request, answer) in enumerate(zip(requests, answers, strict=True)):
-            if isinstance(answer, BaseException):
-                failed_orders.add(request.order)
-                error = error or answer
-                continue
-            usage = usage + answer.usage
-            reasks += answer.reasks
-            reads += answer.exact_reads
-            misses += answer.exact_fallbacks
-            rationale = rationale or answer.rationale
-            for position, item in enumerate(request.items):
-                value = answer.values[item]
-                observations.append((item, position, r, value))
-                per_order[request.order].setdefault(item, []).append(value)
-        requests_made = usage.requests + sum(
-            self._requests_of(a) for a in answers if isinstance(a, BaseException)
+    ) -> Outcome:
+        return combine(
+            n,
+            requests,
+            answers,
+            orders,
+            span=self.scale.high - self.scale.low,
+            positions=self.aggregate == "debiased",
+            ridge=self.ridge,
+            max_reasks=self.max_reasks,
         )
-        fitted = additive_fit(
-            observations, n, positions=self.aggregate == "debiased", ridge=self.ridge
-        )
-        span = self.scale.high - self.scale.low
-        spreads = []
-        for item in range(n):
-            values = [mean(o[item]) for o in per_order if item in o]
-            if len(values) > 1:
-                spreads.append((max(values) - min(values)) / span)
-        raw = [[mean(o[item]) for o in per_order if item in o] for item in range(n)]
-        return _Outcome(
-            scores=fitted,
-            error=error,
-            rationale=rationale,
-            raw=raw,
-            info_fields={
-                "requests": requests_made,
-                "usage": usage,
-                "orders": orders,
-                "failed_orders": len(failed_orders),
-                "order_sensitivity": mean(spreads) if spreads else None,
-                "reasks": reasks,
-                "exact_reads": reads,
-                "exact_fallbacks": misses,
-            },
-        )
-
-    def _requests_of(self, error: BaseException) -> int:
-        """Requests a failed ask made: every re-ask for an answer that never validated."""
-        return 1 + self.max_reasks if isinstance(error, ParseError | TruncatedError) else 1
 
     def _window_size(
         self, prompt: str, reference: str | None, unique: Sequence[str], ids: Sequence[str]
