@@ -118,6 +118,7 @@ def row_status(digest: str, previous: Record | None, retry_failed: bool) -> Stat
 
 
 def count(plan: Plan, status: Status, rows: int = 1) -> None:
+    """Add ``rows`` rows of ``status`` to the plan's announced counts."""
     if status == "skip":
         plan.skipped += rows
     elif status == "changed":
@@ -132,6 +133,7 @@ def hashed_columns(columns: Columns, mode: Mode) -> tuple[str, ...]:
 
 
 def start_record(plan: Plan, index: int, row: Mapping[str, Any]) -> Record:
+    """The fields every record starts with: the row's index, input hash and id (when it has one)."""
     record: Record = {"index": index, "input_hash": plan.hashes[index]}
     if plan.columns.id and plan.columns.id in row:
         record["id"] = row[plan.columns.id]
