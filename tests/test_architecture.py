@@ -29,6 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "rftjudge._errors",
             "rftjudge._version",
+            "rftjudge._datafile",
+            "rftjudge._key_variables",
             "rftjudge._types",
             "rftjudge._sync",
             "rftjudge._limits",
@@ -60,6 +62,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._routing",
             "rftjudge.clients._messages",
             "rftjudge.clients._prefill",
+            "rftjudge.clients._cache_io",
         ],
     ),
     ("clients", ["rftjudge.clients", "rftjudge.clients.*"]),

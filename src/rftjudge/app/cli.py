@@ -537,7 +537,23 @@ def serve() -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def serve_openrlhf(judge_file: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--token",
+    envvar="RFTJUDGE_SERVER_TOKEN",
+    default=None,
+    help="Require this token (16+ characters) from clients: OpenRLHF sends it as "
+    "--reward.remote_url http://HOST:PORT/get_reward?token=TOKEN. Env: RFTJUDGE_SERVER_TOKEN.",
+)
+@click.option(
+    "--eos-token",
+    "eos_tokens",
+    multiple=True,
+    help="The policy's EOS token string, stripped from the end of each response (repeatable). "
+    "Default: common ones (<|im_end|>, <|endoftext|>, <|eot_id|>, </s>, <end_of_turn>).",
+)
+def serve_openrlhf(
+    judge_file: Path | None, host: str, port: int, token: str | None, eos_tokens: tuple[str, ...]
+) -> None:
     """OpenRLHF's remote reward model protocol (--reward.remote_url http://HOST:PORT/get_reward)."""
     from .config import judge_session
 
@@ -550,7 +566,13 @@ def serve_openrlhf(judge_file: Path | None, host: str, port: int) -> None:
             ) from None
         config = _judge_config(judge_file, "score")
         with judge_session(config, announce=_announce) as judge:
-            openrlhf.serve(judge, host=host, port=port)
+            openrlhf.serve(
+                judge,
+                host=host,
+                port=port,
+                token=token,
+                eos_token=list(eos_tokens) or list(openrlhf.COMMON_EOS_TOKENS),
+            )
 
 
 def _columns(common: dict[str, Any], **names: Any) -> Columns:

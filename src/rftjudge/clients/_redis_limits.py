@@ -37,13 +37,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import threading
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .._errors import RateLimitBackendError
 from .._limits import ConcurrencyLimiter
@@ -56,11 +57,13 @@ from ._ratelimit import (
     SystemClock,
 )
 
-__all__ = ["RateLimitBackendError", "RedisRateLimiter", "redact_url"]
+__all__ = ["RateLimitBackendError", "RedisRateLimiter", "redact_url", "url_secrets"]
 
 logger = logging.getLogger("rftjudge")
 T = TypeVar("T")
 _CONNECTIONS = 32  # per process and event loop
+# redis-py reads a password from the query too (redis://host/0?password=...).
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)([^&]*)", re.IGNORECASE)
 
 # KEYS: leases, wake. ARGV: lease id, ttl ms, max in flight. Returns 1 when granted.
 _ACQUIRE = """
@@ -145,15 +148,29 @@ return tostring(math.max(a, b))
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password (``redis://user:secret@host`` → ``redis://user:***@host``)."""
+    """``url`` without its passwords: in the user part (``redis://user:secret@host`` →
+    ``redis://user:***@host``) and in the query (``?password=secret`` → ``?password=***``)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}:***" if parts.username else ":***"
+        netloc = f"{user}@{host}"
+    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***" if parts.username else ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords in ``url`` (user part and query, raw and decoded), to scrub from any text."""
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    found += [m.group(2) for m in _QUERY_PASSWORD.finditer(parts.query)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if s}, key=len, reverse=True)
 
 
 def _import_redis() -> Any:
@@ -452,8 +469,9 @@ async def _close_state(state: _LoopState) -> None:
 
 
 def _scrub(text: str, url: str) -> str:
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _refresh_leases(
