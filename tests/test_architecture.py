@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._stats",
             "rftjudge.clients._ratelimit",
             "rftjudge.clients._redis_limits",
+            "rftjudge.clients._redis_scripts",
             "rftjudge.clients._routing",
             "rftjudge.clients._messages",
             "rftjudge.clients._prefill",
