@@ -486,6 +486,11 @@ def serve_openrlhf(judge_file: Path | None, host: str, port: int) -> None:
             openrlhf.serve(judge, host=host, port=port)
 
 
+from .grade import grade  # noqa: E402 - `rftjudge grade` lives in its own module
+
+app.add_command(grade)
+
+
 def _columns(common: dict[str, Any], **names: str) -> Columns:
     return Columns(
         prompt=common["prompt_column"],
