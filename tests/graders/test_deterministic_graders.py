@@ -60,15 +60,21 @@ def test_rouge_matches_rouge_score_readme_example() -> None:
     # "The quick brown dog jumps on the log." -> rouge1 P 0.75 R 0.667 F 0.7059; rougeL F 0.5882.
     target = "The quick brown fox jumps over the lazy dog"
     prediction = "The quick brown dog jumps on the log."
-    assert _score("rouge_1", prediction, target) == pytest.approx(2 * 0.75 * (6 / 9) / (0.75 + 6 / 9))
-    assert _score("rouge_l", prediction, target) == pytest.approx(2 * (5 / 8) * (5 / 9) / (5 / 8 + 5 / 9))
+    assert _score("rouge_1", prediction, target) == pytest.approx(
+        2 * 0.75 * (6 / 9) / (0.75 + 6 / 9)
+    )
+    assert _score("rouge_l", prediction, target) == pytest.approx(
+        2 * (5 / 8) * (5 / 9) / (5 / 8 + 5 / 9)
+    )
     assert _score("rouge_5", target, target) == pytest.approx(1.0)
 
 
 def test_bleu_by_hand() -> None:
     # p1..p4 = 5/6, 3/5, 2/4, 1/3 and equal lengths (no brevity penalty)
     expected = (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
-    assert _score("bleu", "the cat sat on the mat", "the cat sat on a mat") == pytest.approx(expected)
+    assert _score("bleu", "the cat sat on the mat", "the cat sat on a mat") == pytest.approx(
+        expected
+    )
     assert _score("bleu", "completely different words here", "the cat sat on a mat") == 0.0
 
 
@@ -95,7 +101,7 @@ def test_meteor_on_exact_match_and_wordnet_check(monkeypatch: pytest.MonkeyPatch
         raise LookupError(name)
 
     monkeypatch.setattr(nltk.data, "find", missing)
-    with pytest.raises(ConfigurationError, match="nltk.downloader wordnet"):
+    with pytest.raises(ConfigurationError, match=r"nltk\.downloader wordnet"):
         load_openai_grader(_similarity("meteor"))
 
 

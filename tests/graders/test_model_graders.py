@@ -35,7 +35,11 @@ LABEL = {
 def _answer(result: Any) -> FunctionClient:
     body = json.dumps({"steps": [{"description": "d", "conclusion": "fine"}], "result": result})
     return FunctionClient(
-        lambda r: ChatResponse(text=body, finish_reason="stop", usage=Usage(input_tokens=10, output_tokens=5, requests=1))
+        lambda r: ChatResponse(
+            text=body,
+            finish_reason="stop",
+            usage=Usage(input_tokens=10, output_tokens=5, requests=1),
+        )
     )
 
 
@@ -80,7 +84,9 @@ def test_abstain_gives_none_for_training() -> None:
 
 
 def test_refusal_and_server_errors_are_flagged() -> None:
-    refusing = FunctionClient(lambda r: ChatResponse(text="", refusal="no", finish_reason="refusal"))
+    refusing = FunctionClient(
+        lambda r: ChatResponse(text="", refusal="no", finish_reason="refusal")
+    )
     result = load_openai_grader(SCORE, models=refusing).run("x", {"question": "q"})
     assert result["metadata"]["errors"]["model_grader_refusal_error"] is True
 
@@ -97,7 +103,12 @@ def test_refusal_and_server_errors_are_flagged() -> None:
 
 @pytest.mark.parametrize(
     ("label", "expected", "flag"),
-    [("positive", 1.0, None), ("neutral", 1.0, None), ("negative", 0.0, None), ("meh", 0.0, "model_grader_parse_error")],
+    [
+        ("positive", 1.0, None),
+        ("neutral", 1.0, None),
+        ("negative", 0.0, None),
+        ("meh", 0.0, "model_grader_parse_error"),
+    ],
 )
 def test_label_model(label: str, expected: float, flag: str | None) -> None:
     client = _answer(label)
@@ -108,16 +119,18 @@ def test_label_model(label: str, expected: float, flag: str | None) -> None:
 
 
 def test_model_mapping_errors_at_load() -> None:
-    with pytest.raises(ConfigurationError, match="gpt-4.1"):
+    with pytest.raises(ConfigurationError, match=r"gpt-4\.1"):
         load_openai_grader(SCORE)
-    with pytest.raises(ConfigurationError, match="no client for grader model 'gpt-4.1'"):
+    with pytest.raises(ConfigurationError, match=r"no client for grader model 'gpt-4\.1'"):
         load_openai_grader(SCORE, models={"o3": _answer(1)})
 
 
 def test_images_are_rejected_at_load() -> None:
     config = {
         **SCORE,
-        "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "{{ item.url }}"}]}],
+        "input": [
+            {"role": "user", "content": [{"type": "input_image", "image_url": "{{ item.url }}"}]}
+        ],
     }
     with pytest.raises(ConfigurationError, match="input_image"):
         load_openai_grader(config, models=_answer(1))

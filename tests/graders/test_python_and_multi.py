@@ -63,13 +63,15 @@ def test_failures_score_zero_with_runtime_error(source: str, details: str) -> No
 
 
 def test_syntax_error_is_a_load_error() -> None:
-    with pytest.raises(ConfigurationError, match="grader.source"):
+    with pytest.raises(ConfigurationError, match=r"grader\.source"):
         _python("def grade(:\n")
 
 
 def test_timeout_kills_the_grader() -> None:
     result = _python("def grade(s, i):\n    while True:\n        pass\n", python_timeout=1).run("x")
-    assert "timed out after 1s" in result["metadata"]["errors"]["python_grader_runtime_error_details"]
+    assert (
+        "timed out after 1s" in result["metadata"]["errors"]["python_grader_runtime_error_details"]
+    )
 
 
 def test_memory_bomb_is_stopped() -> None:
@@ -127,7 +129,13 @@ GUIDE_MULTI = {
 
 def _call(name: str, arguments: str) -> list[dict[str, Any]]:
     function = {"name": name, "arguments": arguments}
-    return [{"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": function}]}]
+    return [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"type": "function", "function": function}],
+        }
+    ]
 
 
 def test_the_guides_multigrader() -> None:
@@ -154,7 +162,9 @@ def test_the_guides_multigrader() -> None:
     ],
 )
 def test_formula_values(formula: str, expected: float) -> None:
-    assert parse_formula(formula, ["a", "b", "c"]).evaluate({"a": 1, "b": 2, "c": 3}) == pytest.approx(expected)
+    assert parse_formula(formula, ["a", "b", "c"]).evaluate(
+        {"a": 1, "b": 2, "c": 3}
+    ) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +195,19 @@ def test_multi_with_a_model_grader_carries_usage_and_errors() -> None:
         "type": "multi",
         "name": "m",
         "graders": {
-            "exact": {"type": "string_check", "name": "e", "input": "{{ sample.output_text }}", "reference": "4", "operation": "eq"},
-            "judge": {"type": "score_model", "name": "j", "model": "gpt-4o", "input": [{"role": "user", "content": "{{ sample.output_text }}"}]},
+            "exact": {
+                "type": "string_check",
+                "name": "e",
+                "input": "{{ sample.output_text }}",
+                "reference": "4",
+                "operation": "eq",
+            },
+            "judge": {
+                "type": "score_model",
+                "name": "j",
+                "model": "gpt-4o",
+                "input": [{"role": "user", "content": "{{ sample.output_text }}"}],
+            },
         },
         "calculate_output": "0.7 * exact + 0.3 * judge",
     }

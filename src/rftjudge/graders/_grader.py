@@ -157,7 +157,12 @@ class OpenAIGrader(RewardBase[GradeResult]):
                 raise GraderError(flag, details)
             for each in outcome.errors:
                 self.stats.failures[each] += 1
-            logger.warning("rftjudge: grader %s: %s (OpenAI rule: the failed part scores 0): %s", self.name, flag, details)
+            logger.warning(
+                "rftjudge: grader %s: %s (OpenAI rule: the failed part scores 0): %s",
+                self.name,
+                flag,
+                details,
+            )
         usage = Usage(
             input_tokens=sum(c["prompt_tokens"] for c in outcome.token_usage.values()),
             output_tokens=sum(c["completion_tokens"] for c in outcome.token_usage.values()),
