@@ -134,3 +134,56 @@ def test_images_are_rejected_at_load() -> None:
     }
     with pytest.raises(ConfigurationError, match="input_image"):
         load_openai_grader(config, models=_answer(1))
+
+
+def _lp_answer(pieces: list[tuple[str, dict[str, float] | None]]) -> FunctionClient:
+    import math
+
+    from rftjudge import TokenLogprob
+    from rftjudge.clients import Capabilities
+
+    tokens = []
+    for text, alternatives in pieces:
+        if alternatives is None:
+            tokens.append(TokenLogprob(text, 0.0))
+        else:
+            top = tuple((t, math.log(p)) for t, p in alternatives.items())
+            tokens.append(TokenLogprob(text, dict(top)[text], top))
+    response = ChatResponse(
+        text="".join(t.token for t in tokens), finish_reason="stop", logprobs=tuple(tokens)
+    )
+    return FunctionClient(
+        lambda r: response, capabilities=Capabilities(logprobs=True, max_top_logprobs=20)
+    )
+
+
+def test_distribution_is_opt_in_and_reads_the_expected_score() -> None:
+    config = {**SCORE, "range": [1, 5]}
+    client = _lp_answer(
+        [('{"steps": [], "result": ', None), ("4", {"4": 0.5, "2": 0.5}), ("}", None)]
+    )
+    assert load_openai_grader(config, models=client).reward("", "x", {"question": "q"}) == 4.0
+    expected = load_openai_grader(config, models=client, distribution=True)
+    assert expected.reward("", "x", {"question": "q"}) == pytest.approx(3.0)
+    assert client.calls[-1].logprobs is True
+    assert expected.distribution_fallbacks == 0
+
+
+def test_distribution_gives_the_passing_probability_of_labels() -> None:
+    client = _lp_answer(
+        [
+            ('{"steps": [], "result": "', None),
+            ("negative", {"negative": 0.6, "positive": 0.3, "neutral": 0.1}),
+            ('"}', None),
+        ]
+    )
+    grader = load_openai_grader(LABEL, models=client, distribution=True)
+    assert grader.reward("", "x", {}) == pytest.approx(0.4)
+
+
+def test_distribution_needs_a_logprobs_client_and_integer_range() -> None:
+    with pytest.raises(ConfigurationError, match="logprobs"):
+        load_openai_grader(SCORE, models=_answer(1), distribution=True)
+    client = _lp_answer([("{}", None)])
+    with pytest.raises(ConfigurationError, match="integer ends"):
+        load_openai_grader({**SCORE, "range": [0, 1.5]}, models=client, distribution=True)

@@ -34,7 +34,7 @@ from .._types import Usage
 from ..clients._protocol import Client
 from ..judges.base import RewardBase
 from ._config import MultiGrader, parse_grader
-from ._nodes import compile_grader, has_python
+from ._nodes import compile_grader, has_python, model_graders
 from ._outcome import Outcome
 from ._sandbox import DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S, Network, Sandbox
 from ._similarity import Embed
@@ -89,6 +89,7 @@ class OpenAIGrader(RewardBase[GradeResult]):
         python_memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
         network: Network = "isolate",
         batch_deadline: float | None = None,
+        distribution: bool = False,
     ) -> None:
         self.config = parse_grader(config)
         self.faithful = on_error == "openai"
@@ -102,10 +103,18 @@ class OpenAIGrader(RewardBase[GradeResult]):
             if has_python(self.config)
             else None
         )
-        self.node = compile_grader(self.config, models=models, embed=embed, sandbox=sandbox)
+        self.node = compile_grader(
+            self.config, models=models, embed=embed, sandbox=sandbox, distribution=distribution
+        )
         self.pass_threshold: float | None = getattr(self.config, "pass_threshold", None)
         if self.pass_threshold is None and self.config.type in ("string_check", "label_model"):
             self.pass_threshold = 1.0  # their scores are pass (1) or fail (0)
+
+    @property
+    def distribution_fallbacks(self) -> int:
+        """With ``distribution=True``: answers whose distribution could not be read, so that the
+        sampled answer counted."""
+        return sum(g.distribution_fallbacks for g in model_graders(self.node))
 
     # -- the /graders/run shape ------------------------------------------------------------------
 
@@ -243,13 +252,16 @@ def load_openai_grader(
     python_memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
     network: Network = "isolate",
     batch_deadline: float | None = None,
+    distribution: bool = False,
 ) -> OpenAIGrader:
     """Load an OpenAI grader config — a dict, a JSON string or a path (a ``/graders/run`` body's
     ``{"grader": ...}`` works too) — as a reward. See :class:`OpenAIGrader`.
 
     ``models``: the client for every ``score_model``/``label_model`` (one client, or a mapping
     from the config's model names, ``"*"`` for the rest). ``embed``: ``fn(texts) -> vectors`` for
-    ``cosine`` similarity. ``python_*`` and ``network``: the python-grader sandbox
+    ``cosine`` similarity. ``distribution``: read model graders' score distributions from
+    logprobs instead of the one sampled answer (opt-in, see :mod:`rftjudge.graders._model`).
+    ``python_*`` and ``network``: the python-grader sandbox
     (:mod:`rftjudge.graders._sandbox`). Raises :class:`~rftjudge.ConfigurationError` naming the
     field for a config that cannot run.
     """
@@ -263,6 +275,7 @@ def load_openai_grader(
         python_memory_bytes=python_memory_bytes,
         network=network,
         batch_deadline=batch_deadline,
+        distribution=distribution,
     )
 
 

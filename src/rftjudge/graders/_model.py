@@ -11,7 +11,13 @@ Authentication and quota errors are raised: they concern the run, not the sample
 
 ``sampling_params``: ``temperature``, ``seed`` and ``max_completions_tokens`` map onto the request
 (unset: temperature 0, 4096 tokens); ``top_p`` and ``reasoning_effort`` are sent as extra body fields,
-which OpenAI-compatible servers understand. Images and audio in ``input`` cannot be sent through
+which OpenAI-compatible servers understand.
+
+``distribution=True`` (opt-in; OpenAI read one sampled answer) asks for token logprobs and reads
+the whole distribution at the answer's ``result``: a ``score_model`` whose range has integer ends
+(at most 21 values) scores the expected value over the range's integers, a ``label_model`` the
+probability of its passing labels (labels that are one token each). Where the distribution cannot
+be read the sampled answer counts, and ``distribution_fallbacks`` says how often. Images and audio in ``input`` cannot be sent through
 rftjudge's text messages: such a grader is rejected when it loads.
 """
 
@@ -32,7 +38,8 @@ from .._errors import (
 )
 from .._types import ChatRequest, Message
 from ..clients._protocol import Client
-from ..parsing import parse_verdict
+from ..judges._distribution import Labels, expectation, in_band
+from ..parsing import json_value_offset, parse_verdict
 from ._config import InputMessage, LabelModelGrader, ScoreModelGrader
 from ._outcome import Outcome
 from ._template import InvalidVariable, render
@@ -88,11 +95,24 @@ def resolve_client(model: str, models: Client | Mapping[str, Client] | None) -> 
 class ModelGrader:
     """One ``score_model`` or ``label_model`` grader bound to its client."""
 
-    def __init__(self, config: ScoreModelGrader | LabelModelGrader, client: Client) -> None:
+    def __init__(
+        self,
+        config: ScoreModelGrader | LabelModelGrader,
+        client: Client,
+        *,
+        distribution: bool = False,
+    ) -> None:
         for message in config.input:
             _check_text_only(message, config.name or config.type)
         self.config = config
         self.client = client
+        self.labels = _labels(config) if distribution else None
+        if distribution and not getattr(client.capabilities, "logprobs", False):
+            raise ConfigurationError(
+                f"grader {config.name or config.type!r}: distribution=True reads token logprobs, "
+                f"which client {client!r} does not return"
+            )
+        self.distribution_fallbacks = 0
         params = config.sampling_params if isinstance(config, ScoreModelGrader) else None
         extra: dict[str, Any] = {}
         if params is not None and params.top_p is not None:
@@ -117,6 +137,8 @@ class ModelGrader:
             temperature=self._temperature,
             max_tokens=self._max_tokens,
             seed=self._seed,
+            logprobs=self.labels is not None,
+            top_logprobs=20 if self.labels is not None else 0,
             extra_body=self._extra,
         )
 
@@ -146,7 +168,10 @@ class ModelGrader:
             outcome.errors["model_grader_parse_error"] = str(exc)[:2000]
             return outcome
         outcome.rationale = " ".join(s.conclusion for s in answer.steps if s.conclusion)
-        if isinstance(self.config, ScoreModelGrader):
+        read = self._read_distribution(response)
+        if read is not None:
+            outcome.score = read
+        elif isinstance(self.config, ScoreModelGrader):
             low, high = self.config.score_range
             outcome.score = min(high, max(low, float(answer.result)))
         elif answer.result not in self.config.labels:
@@ -156,8 +181,33 @@ class ModelGrader:
             outcome.rationale = f"{answer.result}: {outcome.rationale}".strip()
         return outcome
 
+    def _read_distribution(self, response: Any) -> float | None:
+        """The expected score / passing probability from the answer's logprobs (None: unread)."""
+        if self.labels is None:
+            return None
+        dist = in_band(response, json_value_offset(response.text, "result"), self.labels)
+        if not dist:
+            self.distribution_fallbacks += 1
+            return None
+        if isinstance(self.config, ScoreModelGrader):
+            return expectation(dist)
+        passing = set(self.config.passing_labels)
+        return float(sum(p for label, p in dist.items() if label in passing))
+
     def _answer_type(self) -> type[_ScoreAnswer] | type[_LabelAnswer]:
         return _ScoreAnswer if isinstance(self.config, ScoreModelGrader) else _LabelAnswer
+
+
+def _labels(config: ScoreModelGrader | LabelModelGrader) -> Labels[Any]:
+    if isinstance(config, LabelModelGrader):
+        return Labels.of({label: label for label in config.labels})
+    low, high = config.score_range
+    if not (low.is_integer() and high.is_integer() and high - low <= 20):
+        raise ConfigurationError(
+            f"grader {config.name!r}: distribution=True needs a range with integer ends and at "
+            f"most 21 values; got {list(config.score_range)}"
+        )
+    return Labels.scores(range(int(low), int(high) + 1))
 
 
 def _schema(config: ScoreModelGrader | LabelModelGrader) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ._sandbox import Sandbox
 from ._similarity import Embed, check_metric, cosine, similarity
 from ._template import InvalidVariable, render
 
-__all__ = ["Node", "compile_grader", "has_python", "string_check"]
+__all__ = ["Node", "compile_grader", "has_python", "model_graders", "string_check"]
 
 
 def has_python(config: Any) -> bool:
@@ -157,12 +157,22 @@ class _Model:
         return await self.grader.grade(sample, item)
 
 
+def model_graders(node: Node) -> list[ModelGrader]:
+    """The model graders in ``node`` (itself, or a multi grader's)."""
+    if isinstance(node, _Model):
+        return [node.grader]
+    if isinstance(node, Multi):
+        return [g for child in node.children.values() for g in model_graders(child)]
+    return []
+
+
 def compile_grader(
     config: Any,
     *,
     models: Client | Mapping[str, Client] | None,
     embed: Embed | None,
     sandbox: Sandbox | None,
+    distribution: bool = False,
 ) -> Node:
     """The node for ``config`` (its sub-graders too); ConfigurationError for what cannot run."""
     if isinstance(config, StringCheckGrader):
@@ -170,14 +180,17 @@ def compile_grader(
     if isinstance(config, TextSimilarityGrader):
         return TextSimilarity(config, embed)
     if isinstance(config, ScoreModelGrader | LabelModelGrader):
-        return _Model(ModelGrader(config, resolve_client(config.model, models)))
+        client = resolve_client(config.model, models)
+        return _Model(ModelGrader(config, client, distribution=distribution))
     if isinstance(config, PythonGrader):
         if sandbox is None:
             raise ConfigurationError("a python grader needs a Sandbox")  # pragma: no cover
         return Python(config, sandbox)
     if isinstance(config, MultiGrader):
         children = {
-            key: compile_grader(sub, models=models, embed=embed, sandbox=sandbox)
+            key: compile_grader(
+                sub, models=models, embed=embed, sandbox=sandbox, distribution=distribution
+            )
             for key, sub in config.named.items()
         }
         return Multi(config, children)
