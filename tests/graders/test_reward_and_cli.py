@@ -132,3 +132,20 @@ def test_cli_grade_is_resumable_and_validates(
     failed = runner.invoke(app, ["grade", "--validate", str(bad)])
     assert failed.exit_code != 0
     assert "grader.operation" in failed.output
+
+
+def test_the_example_runs_offline() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "examples/openai_grader/grade_offline.py"), "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("q1: reward 0.97")
+    assert "invalid_variable_error" in lines[2]  # q3's output is not JSON: no output_json
