@@ -187,3 +187,23 @@ def test_distribution_needs_a_logprobs_client_and_integer_range() -> None:
     client = _lp_answer([("{}", None)])
     with pytest.raises(ConfigurationError, match="integer ends"):
         load_openai_grader({**SCORE, "range": [0, 1.5]}, models=client, distribution=True)
+
+
+def test_non_finite_score_is_a_parse_error() -> None:
+    client = FunctionClient(lambda r: '{"steps": [], "result": NaN}')
+    result = load_openai_grader(SCORE, models=client).run("x", {"question": "q"})
+    assert result["reward"] == 0.0
+    assert result["metadata"]["errors"]["model_grader_parse_error"] is True
+
+
+def test_authentication_errors_concern_the_run_not_the_sample() -> None:
+    from rftjudge import AuthenticationError
+
+    def fail(request: ChatRequest) -> str:
+        raise AuthenticationError("bad key", status_code=401)
+
+    grader = load_openai_grader(SCORE, models=FunctionClient(fail), on_error="abstain")
+    with pytest.raises(AuthenticationError):
+        grader.run("x", {"question": "q"})
+    assert grader.reward("", "x", {"question": "q"}) is None  # a reward never crashes training
+    assert grader.stats.failures["authentication"] == 1

@@ -23,6 +23,7 @@ rftjudge's text messages: such a grader is rejected when it loads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,7 +170,9 @@ class ModelGrader:
             return outcome
         outcome.rationale = " ".join(s.conclusion for s in answer.steps if s.conclusion)
         read = self._read_distribution(response)
-        if read is not None:
+        if isinstance(answer, _ScoreAnswer) and not math.isfinite(answer.result):
+            outcome.errors["model_grader_parse_error"] = f"result {answer.result} is not a number"
+        elif read is not None:
             outcome.score = read
         elif isinstance(self.config, ScoreModelGrader):
             low, high = self.config.score_range

@@ -6,6 +6,7 @@ metric libraries imported — so that every problem a config can have is found b
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -126,9 +127,14 @@ class Multi:
         self.children = children
 
     async def grade(self, sample: Mapping[str, Any], item: Mapping[str, Any]) -> Outcome:
-        import asyncio
-
-        results = await asyncio.gather(*(c.grade(sample, item) for c in self.children.values()))
+        tasks = [asyncio.ensure_future(c.grade(sample, item)) for c in self.children.values()]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:  # a run-level error or cancellation: no sub-grader keeps running
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         outcome = Outcome(score=0.0)
         for key, result in zip(self.children, results, strict=True):
             outcome.sub_rewards[key] = result.score
