@@ -79,8 +79,9 @@ def resolve_client(model: str, models: Client | Mapping[str, Client] | None) -> 
     """The client that stands in for OpenAI model ``model``."""
     if models is None:
         raise ConfigurationError(
-            f"the grader uses model {model!r}: pass models={{{model!r}: client}} or one client "
-            "(models=client) to run it"
+            f"the grader uses model {model!r} and no client was given for it: "
+            f"models={{{model!r}: client}} (or models=client for every model) in Python, "
+            f"--model {model}=SPEC on the command line"
         )
     if not isinstance(models, Mapping):
         return models
