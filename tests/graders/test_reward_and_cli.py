@@ -149,3 +149,13 @@ def test_the_example_runs_offline() -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("q1: reward 0.97")
     assert "invalid_variable_error" in lines[2]  # q3's output is not JSON: no output_json
+
+
+async def test_verl_compute_score_hands_ground_truth_over_as_the_item() -> None:
+    from rftjudge.integrations.verl import make_compute_score
+
+    compute_score = make_compute_score(load_openai_grader(CHECK), question_key=None)
+    good = await compute_score("gsm8k", "4", {"answer": "4"}, {})
+    bad = await compute_score("gsm8k", "5", {"answer": "4"}, {})
+    assert (good["score"], bad["score"]) == (1.0, 0.0)
+    assert good["judge_failed"] == 0.0

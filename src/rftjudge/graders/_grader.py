@@ -5,7 +5,7 @@ Two ways to read its result:
 - as a reward (``reward``, ``reward_batch``, async twins, ``as_reward_func()`` for TRL and every
   integration built on rftjudge rewards): ``prompt`` is ignored, ``response`` is the model output
   (text, a chat completion, or a dict in the ``sample`` shape), ``reference`` is the data set row
-  (the ``item``: a dict; anything else becomes ``{"reference": value}``);
+  (the ``item``: a dict or a JSON object's text; anything else becomes ``{"reference": value}``);
 - as ``/graders/run`` would answer: ``run(sample, item)`` → ``{"reward", "sub_rewards",
   "metadata": {"name", "type", "errors", "execution_time", "scores", "token_usage",
   "sampled_model_name"}, "model_grader_token_usage_per_model"}``.
@@ -19,6 +19,7 @@ not clipped to [0, 1]: a ``score_model`` with ``range: [0, 10]`` gives 0…10, a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -234,10 +235,20 @@ class OpenAIGrader(RewardBase[GradeResult]):
 
 
 def _item(reference: Any) -> dict[str, Any]:
+    """The ``item`` a reward call's reference stands for: a dict is the row; a JSON object in text
+    is too (integrations such as veRL's hand a dict ``ground_truth`` over as JSON text); anything
+    else is ``{"reference": value}``."""
     if reference is None:
         return {}
     if isinstance(reference, Mapping):
         return dict(reference)
+    if isinstance(reference, str) and reference.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(reference)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
     return {"reference": reference}
 
 
