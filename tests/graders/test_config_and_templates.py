@@ -151,3 +151,22 @@ def test_missing_variable_is_flagged_like_openai() -> None:
     result = grader.run("4", {})
     assert result["reward"] == 0.0
     assert result["metadata"]["errors"]["invalid_variable_error"] is True
+
+
+def test_error_paths_of_single_and_python_keyed_sub_graders() -> None:
+    bad = {**CHECK, "operation": "bad"}
+    single = {"type": "multi", "name": "m", "graders": bad, "calculate_output": "exact"}
+    with pytest.raises(ConfigurationError, match=r"^grader\.graders\.exact\.operation:"):
+        parse_grader(single)
+    keyed = {
+        "type": "multi",
+        "name": "m",
+        "graders": {"python": {"type": "python", "name": "p"}},
+        "calculate_output": "python",
+    }
+    with pytest.raises(
+        ConfigurationError, match=r"^grader\.graders\.python\.source: Field required"
+    ):
+        parse_grader(keyed)
+    with pytest.raises(ConfigurationError, match=r"^grader\.type: required"):
+        parse_grader({"name": "no type"})

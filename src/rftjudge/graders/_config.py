@@ -178,16 +178,25 @@ AnyGrader = Annotated[
 
 class MultiGrader(_GraderBase):
     type: Literal["multi"]
-    graders: dict[str, AnyGrader] | AnyGrader
+    graders: dict[str, AnyGrader]
     calculate_output: str = Field(min_length=1)
     pass_threshold: float | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _single_grader(cls, data: Any) -> Any:
+        """The types' form — one grader, not a dict of them — is named by its ``name``."""
+        if isinstance(data, dict) and isinstance(data.get("graders"), dict):
+            single = data["graders"]
+            if isinstance(single.get("type"), str):
+                key = single.get("name") or single["type"]
+                return {**data, "graders": {key: single}}
+        return data
+
     @property
     def named(self) -> dict[str, BaseModel]:
-        """The sub-graders by the names the formula uses (a single grader: its ``name``)."""
-        if isinstance(self.graders, dict):
-            return dict(self.graders)
-        return {self.graders.name or self.graders.type: self.graders}
+        """The sub-graders by the names the formula uses."""
+        return dict(self.graders)
 
 
 GraderConfig = Annotated[
@@ -217,7 +226,7 @@ def parse_grader(config: Any) -> Any:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise ConfigurationError(_describe(exc)) from None
+        raise ConfigurationError(_describe(exc, data)) from None
 
 
 def _load(config: Any) -> Any:
@@ -247,11 +256,14 @@ def _read(path: Path) -> Any:
         raise ConfigurationError(f"grader config {str(path)!r} is not valid JSON: {exc}") from None
 
 
-def _describe(exc: ValidationError) -> str:
-    """Each problem as ``grader.<field path>: message``, discriminator branches left out."""
+def _describe(exc: ValidationError, data: Any) -> str:
+    """Each problem as ``grader.<field path>: message``, pydantic's union branches left out."""
     problems = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"] if not _is_branch(p))
+        if error["type"] == "union_tag_not_found":
+            problems.append(f"grader.type: required, one of {', '.join(sorted(_BRANCHES))}")
+            continue
+        where = ".".join(_field_path(error["loc"], data))
         problems.append(f"grader.{where}: {error['msg']}" if where else f"grader: {error['msg']}")
     more = exc.error_count() - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
@@ -260,5 +272,21 @@ def _describe(exc: ValidationError) -> str:
 _BRANCHES = {"string_check", "text_similarity", "score_model", "label_model", "python", "multi"}
 
 
-def _is_branch(part: object) -> bool:
-    return isinstance(part, str) and (part in _BRANCHES or part.startswith(("dict[", "function-")))
+def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
+    """The parts of ``loc`` that name fields, keys or indexes of ``data``: walking the config
+    tells a sub-grader keyed ``python`` from pydantic's label for the python branch."""
+    parts: list[str] = []
+    current: Any = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif isinstance(part, str) and (
+            part in _BRANCHES or part.startswith(("dict[", "function-", "tagged-union["))
+        ):
+            continue
+        else:
+            current = None
+        parts.append(str(part))
+    return parts
