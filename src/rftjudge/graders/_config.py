@@ -278,9 +278,7 @@ def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
     parts: list[str] = []
     current: Any = data
     for part in loc:
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if _has(current, part):
             current = current[part]
         elif isinstance(part, str) and (
             part in _BRANCHES or part.startswith(("dict[", "function-", "tagged-union["))
@@ -290,3 +288,9 @@ def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
             current = None
         parts.append(str(part))
     return parts
+
+
+def _has(container: Any, part: int | str) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
