@@ -7,8 +7,8 @@ fresh temporary directory, in its own session, with:
 - ``RLIMIT_AS`` = ``memory_bytes`` (default 2 GiB, OpenAI's limit): a memory bomb gets MemoryError;
 - ``RLIMIT_CPU`` = timeout + 1 s, ``RLIMIT_FSIZE`` = 1 GiB (OpenAI's disk limit), no core dumps;
 - no network **only where the kernel lets us make a network namespace**: when ``unshare --net``
-  works (root, or unprivileged user namespaces enabled) the process runs in an empty network
-  namespace (only a down loopback). Elsewhere the network is NOT blocked: ``network="required"``
+  works (as root) or ``unshare --user --map-root-user --net`` does (unprivileged user namespaces
+  enabled) the process runs in an empty network namespace (only a down loopback). Elsewhere the network is NOT blocked: ``network="required"``
   makes that a load-time error instead of a logged warning. Nothing else (file system, other
   processes) is isolated: run untrusted grader code in a container, as OpenAI did.
 
@@ -105,7 +105,8 @@ class Sandbox:
         self.timeout = float(timeout)
         self.memory_bytes = memory_bytes
         self.python = python or sys.executable
-        self.network_isolated = network != "allow" and _can_unshare_net()
+        self._prefix = _network_prefix() if network != "allow" else None
+        self.network_isolated = self._prefix is not None
         if network == "required" and not self.network_isolated:
             raise ConfigurationError(
                 "python graders: no network namespace can be made here (`unshare --net` needs "
@@ -130,7 +131,7 @@ class Sandbox:
         cpu = math.ceil(self.timeout) + 1
         limits = [str(cpu), str(_FILE_BYTES), str(self.memory_bytes or 0)]
         command = [self.python, "-I", "-c", _RUNNER, *limits]
-        return ["unshare", "--net", "--", *command] if self.network_isolated else command
+        return [*self._prefix, *command] if self._prefix is not None else command
 
     def _run_blocking(self, payload: str) -> PythonResult:
         with self._slots, tempfile.TemporaryDirectory(prefix="rftjudge-grader-") as workdir:
@@ -183,14 +184,22 @@ def _clip(text: str) -> str:
     return text if len(text) <= _DETAILS_CLIP else text[-_DETAILS_CLIP:]
 
 
-def _can_unshare_net() -> bool:
-    """Whether ``unshare --net`` can make a network namespace here (tried once per Sandbox)."""
+_UNSHARE_FORMS = (
+    ("unshare", "--net", "--"),  # root
+    ("unshare", "--user", "--map-root-user", "--net", "--"),  # unprivileged user namespaces
+)
+
+
+def _network_prefix() -> tuple[str, ...] | None:
+    """The ``unshare`` command line that gives a process an empty network namespace here, if any
+    (probed once per Sandbox)."""
     if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    try:
-        done = subprocess.run(
-            ["unshare", "--net", "--", "true"], capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        return None
+    for form in _UNSHARE_FORMS:
+        try:
+            done = subprocess.run([*form, "true"], capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return form
+    return None
