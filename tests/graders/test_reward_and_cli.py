@@ -159,3 +159,30 @@ async def test_verl_compute_score_hands_ground_truth_over_as_the_item() -> None:
     bad = await compute_score("gsm8k", "5", {"answer": "4"}, {})
     assert (good["score"], bad["score"]) == (1.0, 0.0)
     assert good["judge_failed"] == 0.0
+
+
+def test_model_specs() -> None:
+    from rftjudge import ConfigurationError
+    from rftjudge.app.grade import parse_model_specs
+
+    assert parse_model_specs(
+        ["gpt-4.1=vllm:Qwen/Qwen3-8B@http://h:8000/v1", "ollama:qwen3:8b"]
+    ) == {
+        "gpt-4.1": "vllm:Qwen/Qwen3-8B@http://h:8000/v1",
+        "*": "ollama:qwen3:8b",
+    }
+    with pytest.raises(ConfigurationError, match="NAME=SPEC"):
+        parse_model_specs(["gpt-4.1="])
+
+
+async def test_grade_rows_abstain_records_the_flag_as_the_failure(tmp_path: Path) -> None:
+    from rftjudge.app.grade import grade_rows, summarize_grades
+    from rftjudge.app.scoring import current_results
+
+    rows = [{"answer": "4", "response": "4"}, {"response": "4"}]
+    plan = await grade_rows(CHECK, rows, tmp_path / "out.jsonl", on_error="abstain")
+    summary = summarize_grades(current_results(plan).values(), plan.total)
+    assert (summary["graded"], summary["failed"]) == (1, 1)
+    assert summary["errors"] == {"invalid_variable_error": 1}
+    changed = await grade_rows({**CHECK, "operation": "ne"}, rows, tmp_path / "out.jsonl")
+    assert len(changed.pending) == 2  # another grader: every row graded again
