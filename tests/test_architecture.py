@@ -71,7 +71,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("clients", ["rftjudge.clients", "rftjudge.clients.*"]),
     ("rewards", ["rftjudge.rewards"]),
-    ("judges", ["rftjudge.judges", "rftjudge.judges.*", "rftjudge.compose"]),
+    ("judges", ["rftjudge.judges", "rftjudge.judges.*", "rftjudge.compose", "rftjudge.graders*"]),
     ("integrations", ["rftjudge.integrations", "rftjudge.integrations.*"]),
     ("application", ["rftjudge.app", "rftjudge.app.*"]),
 ]

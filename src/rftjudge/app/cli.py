@@ -575,6 +575,11 @@ def serve_openrlhf(
             )
 
 
+from .grade import grade  # noqa: E402 - `rftjudge grade` lives in its own module
+
+app.add_command(grade)
+
+
 def _columns(common: dict[str, Any], **names: Any) -> Columns:
     return Columns(
         prompt=common["prompt_column"],
