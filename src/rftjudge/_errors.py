@@ -41,6 +41,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RefusalError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
     "TruncatedError",
@@ -86,6 +87,14 @@ class DeadlineExceededError(JudgeTimeoutError):
 
     Raised (or turned into the ``on_error`` outcome) per unfinished item, so that one slow item
     cannot stall a training step.
+    """
+
+
+class ResponseTooLargeError(ProviderError):
+    """The provider's answer was longer than the client's ``max_response_bytes``; not retried.
+
+    A judge answer is a few KB: megabytes are a broken or hostile server, and buffering them (or
+    an endless stream) would cost the training job its memory.
     """
 
 
@@ -170,6 +179,7 @@ _KINDS: dict[type[JudgeError], str] = {
     ConfigurationError: "configuration",
     ProviderError: "provider",
     TransportError: "transport",
+    ResponseTooLargeError: "response_too_large",
     JudgeTimeoutError: "timeout",
     DeadlineExceededError: "deadline",
     HTTPStatusError: "http_status",

@@ -8,9 +8,12 @@ not a silently empty prompt — and run in Jinja's sandbox.
 The judged response is written by the policy under training, which is optimised to get high scores:
 it must not be able to end its fence early or pose as instructions. :func:`fence` wraps text between
 marker lines carrying a digest of the text itself (text cannot contain its own digest), and
-:func:`neutralize` rewrites any run of three or more ``<`` or ``>`` — and of their look-alikes
-(fullwidth, small, angle brackets, guillemets) — inside the text, so no marker can be forged at all,
-not even one that merely looks like a marker to the judge. It also drops characters a judge may read
+:func:`neutralize` rewrites any run that shows three or more ``<`` or ``>`` — counting every
+look-alike (fullwidth, small, angle brackets, guillemets, arrowheads, Canadian syllabics: a table
+generated from Unicode's confusables, ``_unicode_tables``), and looking through invisible characters
+between them (format characters such as U+200D, combining marks, variation selectors, Hangul fillers:
+Unicode's default-ignorables) — to spaced ASCII (``< < <``), so no marker can be forged at all, not
+even one that merely looks like a marker to the judge. It also drops characters a judge may read
 but a person does not see: control characters, bidirectional overrides, zero-width spaces and
 Unicode "tag" characters (U+E0000-U+E007F, used to smuggle invisible instructions).
 
@@ -35,6 +38,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .._errors import ConfigurationError
 from .._types import Message
+from ._unicode_tables import CLOSERS, IGNORABLE, OPENERS, WEIGHTS
 
 __all__ = [
     "PromptTemplate",
@@ -53,9 +57,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE = re.compile(
     "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]"
 )
-_OPENERS = "<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u00ab\u226a"
-_CLOSERS = ">\uff1e\ufe65\u203a\u232a\u3009\u27e9\u276f\u276d\u00bb\u226b"
-_MARKER = re.compile(f"[{_OPENERS}]{{3,}}|[{_CLOSERS}]{{3,}}")
+# A run of two or more ``<`` look-alikes (or ``>`` ones), allowing invisible characters between
+# them, and the single look-alikes that show three brackets (U+22D8). The classes are generated from
+# Unicode data (see _unicode_tables) and are disjoint, so the pattern cannot backtrack: linear time.
+_BRACKET_RUN = re.compile(
+    f"[{OPENERS}](?:[{IGNORABLE}]*[{OPENERS}])+"
+    f"|[{CLOSERS}](?:[{IGNORABLE}]*[{CLOSERS}])+"
+    f"|[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]"
+)
+_OPENER = re.compile(f"[{OPENERS}]")
+_BRACKET = re.compile(f"[{OPENERS}{CLOSERS}]")
 _OMITTED = "\n[... {n} characters omitted ...]\n"
 
 
@@ -75,8 +86,18 @@ def neutralize(text: Any) -> str:
         text = str(text)
     # Lone surrogates (from broken decoding) would make the request body unencodable.
     text = text.encode("utf-8", "replace").decode("utf-8")
-    text = strip_invisible(text)
-    return _MARKER.sub(lambda m: ("‹" if m.group()[0] in _OPENERS else "›") * len(m.group()), text)
+    return _BRACKET_RUN.sub(_defuse, strip_invisible(text))
+
+
+def _defuse(match: re.Match[str]) -> str:
+    """A run showing three or more brackets, as spaced ASCII ones (``< < <``): no marker, and no
+    invisible character left inside it; shorter runs stay as they are."""
+    run = match.group()
+    brackets = _BRACKET.findall(run)
+    shown = sum(WEIGHTS.get(c, 1) for c in brackets)
+    if shown < 3:
+        return run
+    return " ".join(("<" if _OPENER.match(run) else ">") * shown)
 
 
 def truncate_middle(text: str, max_chars: int | None) -> str:
