@@ -39,11 +39,14 @@ _TAG = re.compile(r"(^[ \t]*)?<(/?)think>", re.IGNORECASE | re.MULTILINE)
 # of braces (code, or "{{{{" from a broken judge) from costing one failed decode per brace.
 _OBJECT_START = re.compile(r"\{\s*[\"}]")
 # The final object must start within this many characters of the answer's last "}" (a verdict is a
-# few KB), and the search for it may decode at most _BUDGET times that many characters in all.
+# few KB), and the search for it may decode at most _BUDGET times that many characters in all
+# (find_json_objects: _BUDGET times the text's length, failed decodes charged where they failed).
 _MAX_VERDICT_CHARS = 256 * 1024
 _BUDGET = 4
-# Failed decodes tolerated per text by find_json_objects (each can cost a scan to the end).
+# Failed decodes tolerated per text by find_json_objects, and in the search for the final object.
+# Each costs a scan up to where it failed, and json.JSONDecodeError counts the lines before that.
 _MAX_FAILED_STARTS = 1000
+_MAX_FINAL_FAILURES = 8
 # strict=False: small judges (llama.cpp grammars) emit raw newlines inside JSON strings.
 _DECODER = json.JSONDecoder(strict=False)
 
@@ -113,19 +116,23 @@ def _final_object(answer: str) -> tuple[dict[str, Any], int, int] | None:
         return None
     floor = max(0, end - _MAX_VERDICT_CHARS)
     budget = _BUDGET * (end - floor)
+    failures = 0
     starts = [m.start() for m in _OBJECT_START.finditer(answer, floor, end)]
     # Innermost first: a nested verdict is found after its inner objects, each cheap to decode.
+    # Inside a valid verdict no decode fails ('{"' cannot occur in a JSON string), so failures
+    # mean a broken or hostile answer: few are allowed (each one costs json a count of the lines
+    # before it, to report where it failed).
     for index in reversed(starts):
         try:
             obj, stop = _DECODER.raw_decode(answer, index)
-        except json.JSONDecodeError as exc:
-            budget -= exc.pos - index + 1
         except (ValueError, RecursionError):
-            budget -= end - index
-        else:
-            if stop == end and isinstance(obj, dict):
-                return obj, index, end
-            budget -= stop - index
+            failures += 1
+            if failures > _MAX_FINAL_FAILURES:
+                return None
+            continue
+        if stop == end and isinstance(obj, dict):
+            return obj, index, end
+        budget -= stop - index
         if budget <= 0:
             return None
     return None
@@ -159,7 +166,7 @@ def find_json_objects(text: str) -> list[dict[str, Any]]:
             obj, end = _DECODER.raw_decode(text, index)
         except (ValueError, RecursionError) as exc:
             failures += 1
-            budget -= (exc.pos - index + 1) if isinstance(exc, json.JSONDecodeError) else len(text)
+            budget -= exc.pos + 1 if isinstance(exc, json.JSONDecodeError) else len(text)
             if failures > _MAX_FAILED_STARTS:
                 break
             match = _OBJECT_START.search(text, index + 1)

@@ -66,7 +66,8 @@ _BRACKET_RUN = re.compile(
     f"|[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]"
 )
 _OPENER = re.compile(f"[{OPENERS}]")
-_BRACKET = re.compile(f"[{OPENERS}{CLOSERS}]")
+_IGNORABLE = re.compile(f"[{IGNORABLE}]+")
+_HEAVY = re.compile(f"[{''.join(WEIGHTS)}]")
 _OMITTED = "\n[... {n} characters omitted ...]\n"
 
 
@@ -93,11 +94,14 @@ def _defuse(match: re.Match[str]) -> str:
     """A run showing three or more brackets, as spaced ASCII ones (``< < <``): no marker, and no
     invisible character left inside it; shorter runs stay as they are."""
     run = match.group()
-    brackets = _BRACKET.findall(run)
-    shown = sum(WEIGHTS.get(c, 1) for c in brackets)
+    brackets = _IGNORABLE.sub("", run)
+    shown = len(brackets)
+    if _HEAVY.search(brackets):
+        shown += sum(WEIGHTS.get(c, 1) - 1 for c in brackets)
     if shown < 3:
         return run
-    return " ".join(("<" if _OPENER.match(run) else ">") * shown)
+    sign = "<" if _OPENER.match(run) else ">"
+    return f"{sign} " * (shown - 1) + sign
 
 
 def truncate_middle(text: str, max_chars: int | None) -> str:
