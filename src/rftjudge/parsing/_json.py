@@ -10,7 +10,9 @@ written by a policy optimised to make the judge read a verdict of its choosing. 
 - only the judge's *final* JSON object is a candidate: the object that ends at the answer's last
   ``}``. If it does not validate, the answer has no verdict (the judge re-asks); an earlier object,
   a draft or a quoted one, is never used instead;
-- an object copied verbatim from the inputs (``quoted=``) is not the judge's own: no verdict.
+- an object copied verbatim from the inputs (``quoted=``) with text around it is a quote, not the
+  judge's own verdict: no verdict. (A whole answer that is one object — structured output — is
+  the judge's own generation and is not checked: the common case costs nothing.)
 
 Every step is linear in the text: no regex can backtrack, and the search for the final object has a
 budget of decoded characters (a hostile 1.6 MB answer once took 86 s here).
@@ -34,7 +36,7 @@ M = TypeVar("M", bound=BaseModel)
 # A think tag, and whether it begins its line. Tags that begin a line are the model's own; one in
 # the middle of a line may be a rationale talking about think tags (then it is only a closer when it
 # closes a block that a line-start opener began).
-_TAG = re.compile(r"(^[ \t]*)?<(/?)think>", re.IGNORECASE | re.MULTILINE)
+_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
 # Where a JSON object can start: "{" then a key or "}". Skipping every other "{" keeps a text full
 # of braces (code, or "{{{{" from a broken judge) from costing one failed decode per brace.
 _OBJECT_START = re.compile(r"\{\s*[\"}]")
@@ -60,13 +62,21 @@ def answer_span(text: str) -> tuple[int, int]:
     """
     start, opened = 0, -1
     for match in _TAG.finditer(text):
-        at_line_start = match.group(1) is not None
-        if match.group(2):
+        at_line_start = _begins_line(text, match.start())
+        if match.group(1):
             if opened >= 0 or at_line_start:
                 start, opened = match.end(), -1
         elif opened < 0 and at_line_start:
             opened = match.start()
     return start, len(text) if opened < 0 else opened
+
+
+def _begins_line(text: str, index: int) -> bool:
+    """Whether only spaces or tabs stand between ``text[index]`` and the start of its line. (The
+    spaces walked over belong to this tag alone: all the walks together stay linear.)"""
+    while index > 0 and text[index - 1] in " \t":
+        index -= 1
+    return index == 0 or text[index - 1] == "\n"
 
 
 def read_verdict(text: str, model: type[M], *, quoted: Sequence[str] = ()) -> tuple[M, int]:
@@ -82,7 +92,9 @@ def read_verdict(text: str, model: type[M], *, quoted: Sequence[str] = ()) -> tu
     if found is None:
         raise ParseError("the answer does not end with a JSON object", raw=text)
     obj, begin, end = found
-    source = answer[begin:end]
+    # A whole answer that is one object (structured output) is the judge's own generation; an
+    # object with text around it may be a quote.
+    source = answer[begin:end] if quoted and end - begin < len(answer) else ""
     if len(source) > 2 and any(source in q for q in quoted):
         raise ParseError(
             "the final JSON object is copied from the text you were judging, not your verdict",
@@ -104,7 +116,7 @@ def _final_object(answer: str) -> tuple[dict[str, Any], int, int] | None:
     stripped = answer.strip()
     if stripped.startswith("{"):
         try:
-            whole = json.loads(stripped, strict=False)
+            whole = _DECODER.decode(stripped)
         except (ValueError, RecursionError):
             pass
         else:
@@ -151,7 +163,7 @@ def find_json_objects(text: str) -> list[dict[str, Any]]:
     if not text:
         return []
     try:
-        whole = json.loads(text, strict=False)
+        whole = _DECODER.decode(text)
     except (ValueError, RecursionError):
         pass
     else:

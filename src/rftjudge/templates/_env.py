@@ -65,6 +65,7 @@ _BRACKET_RUN = re.compile(
     f"|[{CLOSERS}](?:[{IGNORABLE}]*[{CLOSERS}])+"
     f"|[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]"
 )
+_ASCII_RUN = re.compile(r"<{3,}|>{3,}")
 _OPENER = re.compile(f"[{OPENERS}]")
 _IGNORABLE = re.compile(f"[{IGNORABLE}]+")
 _HEAVY = re.compile(f"[{''.join(WEIGHTS)}]")
@@ -73,7 +74,10 @@ _OMITTED = "\n[... {n} characters omitted ...]\n"
 
 def strip_invisible(text: str) -> str:
     """``text`` without control, bidi, zero-width and tag characters; newlines normalised to ``\\n``."""
-    return _INVISIBLE.sub("", _CONTROL.sub("", _NEWLINES.sub("\n", text)))
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text  # the common case, at C speed: no Cc, Cf, Zl or Zp character to drop
+    text = _CONTROL.sub("", _NEWLINES.sub("\n", text))
+    return text if text.isascii() else _INVISIBLE.sub("", text)
 
 
 def neutralize(text: Any) -> str:
@@ -87,7 +91,10 @@ def neutralize(text: Any) -> str:
         text = str(text)
     # Lone surrogates (from broken decoding) would make the request body unencodable.
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return _BRACKET_RUN.sub(_defuse, strip_invisible(text))
+    text = strip_invisible(text)
+    if text.isascii():  # the common case (a flag: O(1)): no look-alike, nothing invisible
+        return _ASCII_RUN.sub(_defuse, text) if "<<<" in text or ">>>" in text else text
+    return _BRACKET_RUN.sub(_defuse, text)
 
 
 def _defuse(match: re.Match[str]) -> str:
