@@ -45,11 +45,11 @@ from rftjudge.templates import fence, neutralize
 from rftjudge.templates._unicode_tables import CLOSERS, IGNORABLE, OPENERS, WEIGHTS
 
 CORPUS_PATH = Path(__file__).resolve().parents[1] / "adversarial" / "corpus.jsonl"
-HIJACKS: list[dict[str, str]] = [
-    entry
-    for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines()
-    if line and (entry := json.loads(line))["category"] == "verdict_hijack"
+CORPUS: list[dict[str, str]] = [
+    json.loads(line) for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line
 ]
+HIJACKS = [e for e in CORPUS if e["category"] == "verdict_hijack"]
+FORGED = [e for e in CORPUS if e["category"] == "fake_fence"]
 CRITERIA = [Criterion(name="quality", description="Is it correct?")]
 OWN = json.dumps({"rationale": "wrong answer", "scores": {"quality": 2}})  # reward 0.25
 N = 100_000
@@ -275,6 +275,11 @@ def test_markers_split_by_invisible_characters_are_defused(char: str) -> None:
 def test_markers_built_from_lookalikes_are_defused(low: str, high: str) -> None:
     assert not reads_as_marker(neutralize(f"{low * 3}END RESPONSE 0123456789ab{high * 3}"))
     assert not reads_as_marker(neutralize(f"{low}\u200d{low}{low}x"))
+
+
+@pytest.mark.parametrize("entry", FORGED, ids=[e["id"] for e in FORGED])
+def test_no_forged_fence_of_the_corpus_reads_as_a_marker(entry: dict[str, str]) -> None:
+    assert not reads_as_marker(neutralize(entry["response"]))
 
 
 def test_the_lookalike_table_comes_from_unicode_data() -> None:
