@@ -57,16 +57,36 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE = re.compile(
     "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]"
 )
-# A run of two or more ``<`` look-alikes (or ``>`` ones), allowing invisible characters between
-# them, and the single look-alikes that show three brackets (U+22D8). The classes are generated from
-# Unicode data (see _unicode_tables) and are disjoint, so the pattern cannot backtrack: linear time.
+
+
+# A run of bracket look-alikes (``<`` ones and ``>`` ones), allowing invisible characters between
+# them. One character class starts the pattern, so the regex engine scans for it quickly; the
+# classes are generated from Unicode data (see _unicode_tables) and are disjoint, so the pattern
+# cannot backtrack: linear time.
+def _fast_class(body: str) -> str:
+    """A regex for one character of the class ``body`` that rejects a non-member quickly: the
+    engine looks up BMP characters in a table, but walks a list for ranges beyond U+FFFF — so those
+    sit behind a one-range check that every BMP character fails at once."""
+    bmp: list[str] = []
+    astral: list[str] = []
+    for item in re.findall(r".-.|.", body, re.DOTALL):
+        (astral if ord(item[0]) > 0xFFFF else bmp).append(item)
+    if not astral:
+        return f"[{''.join(bmp)}]"
+    return f"(?:[{''.join(bmp)}]|(?=[\U00010000-\U0010ffff])[{''.join(astral)}])"
+
+
 _BRACKET_RUN = re.compile(
-    f"[{OPENERS}](?:[{IGNORABLE}]*[{OPENERS}])+"
-    f"|[{CLOSERS}](?:[{IGNORABLE}]*[{CLOSERS}])+"
-    f"|[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]"
+    # one plain class first: the engine then skips to the next candidate without entering the
+    # pattern at every position (the common case: a text with no bracket at all)
+    f"[{OPENERS}{CLOSERS}]"
+    # two or more brackets, or one that shows three by itself (U+22D8): no call for a lone "<"
+    f"(?:(?:{_fast_class(IGNORABLE)}*{_fast_class(OPENERS + CLOSERS)})+"
+    f"|(?<=[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]))"
 )
-_ASCII_RUN = re.compile(r"<{3,}|>{3,}")
+_SIDE = re.compile(f"[{OPENERS}]+|[{CLOSERS}]+")
 _OPENER = re.compile(f"[{OPENERS}]")
+_ASCII_RUN = re.compile(r"<{3,}|>{3,}")
 _IGNORABLE = re.compile(f"[{IGNORABLE}]+")
 _HEAVY = re.compile(f"[{''.join(WEIGHTS)}]")
 _OMITTED = "\n[... {n} characters omitted ...]\n"
@@ -98,17 +118,28 @@ def neutralize(text: Any) -> str:
 
 
 def _defuse(match: re.Match[str]) -> str:
-    """A run showing three or more brackets, as spaced ASCII ones (``< < <``): no marker, and no
-    invisible character left inside it; shorter runs stay as they are."""
+    """Each part of a bracket run that shows three or more ``<`` (or ``>``) as spaced ASCII ones
+    (``< < <``): no marker, and no invisible character left inside it. A run with no such part
+    stays as it is."""
     run = match.group()
+    if len(run) < 3 and not _HEAVY.search(run):
+        return run  # the common case: "<<", "≤>" or "«»"
     brackets = _IGNORABLE.sub("", run)
-    shown = len(brackets)
-    if _HEAVY.search(brackets):
-        shown += sum(WEIGHTS.get(c, 1) - 1 for c in brackets)
-    if shown < 3:
+    parts = [m.group() for m in _SIDE.finditer(brackets)]
+    shown = [_shown(part) for part in parts]
+    if max(shown) < 3:
         return run
-    sign = "<" if _OPENER.match(run) else ">"
-    return f"{sign} " * (shown - 1) + sign
+    return "".join(
+        part if n < 3 else " ".join(("<" if _OPENER.match(part) else ">") * n)
+        for part, n in zip(parts, shown, strict=True)
+    )
+
+
+def _shown(part: str) -> int:
+    """How many brackets ``part`` shows (U+226A shows two, U+22D8 three)."""
+    if not _HEAVY.search(part):
+        return len(part)
+    return len(part) + sum((weight - 1) * part.count(c) for c, weight in WEIGHTS.items())
 
 
 def truncate_middle(text: str, max_chars: int | None) -> str:
