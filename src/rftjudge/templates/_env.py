@@ -59,10 +59,6 @@ _INVISIBLE = re.compile(
 )
 
 
-# A run of bracket look-alikes (``<`` ones and ``>`` ones), allowing invisible characters between
-# them. One character class starts the pattern, so the regex engine scans for it quickly; the
-# classes are generated from Unicode data (see _unicode_tables) and are disjoint, so the pattern
-# cannot backtrack: linear time.
 def _fast_class(body: str) -> str:
     """A regex for one character of the class ``body`` that rejects a non-member quickly: the
     engine looks up BMP characters in a table, but walks a list for ranges beyond U+FFFF — so those
@@ -76,6 +72,10 @@ def _fast_class(body: str) -> str:
     return f"(?:[{''.join(bmp)}]|(?=[\U00010000-\U0010ffff])[{''.join(astral)}])"
 
 
+# A run of bracket look-alikes (``<`` ones and ``>`` ones), allowing invisible characters between
+# them. One character class starts the pattern, so the regex engine scans for it quickly; the
+# classes are generated from Unicode data (see _unicode_tables) and are disjoint, so the pattern
+# cannot backtrack: linear time.
 _BRACKET_RUN = re.compile(
     # one plain class first: the engine then skips to the next candidate without entering the
     # pattern at every position (the common case: a text with no bracket at all)
