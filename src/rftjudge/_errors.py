@@ -43,6 +43,7 @@ __all__ = [
     "RateLimitBackendError",
     "RateLimitError",
     "RefusalError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
     "TruncatedError",
@@ -95,6 +96,14 @@ class DeadlineExceededError(JudgeTimeoutError):
 
     Raised (or turned into the ``on_error`` outcome) per unfinished item, so that one slow item
     cannot stall a training step.
+    """
+
+
+class ResponseTooLargeError(ProviderError):
+    """The provider's answer was longer than the client's ``max_response_bytes``; not retried.
+
+    A judge answer is a few KB: megabytes are a broken or hostile server, and buffering them (or
+    an endless stream) would cost the training job its memory.
     """
 
 
@@ -180,6 +189,7 @@ _KINDS: dict[type[JudgeError], str] = {
     ProviderError: "provider",
     TransportError: "transport",
     RateLimitBackendError: "transport",
+    ResponseTooLargeError: "response_too_large",
     JudgeTimeoutError: "timeout",
     DeadlineExceededError: "deadline",
     HTTPStatusError: "http_status",

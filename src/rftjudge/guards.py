@@ -62,7 +62,9 @@ DEFAULT_OPENERS: tuple[str, ...] = (
 )
 """Phrases (regular expressions over normalised text) that are not an answer on their own."""
 
-_EMPTY_TAG = re.compile(r"<\s*(\w+)[^<>]*>\s*<\s*/\s*\1\s*>")
+# Linear time on any text: after the tag name comes ">" or whitespace, so "\w+" has one way to
+# match ("<" + "a" * 40_000 took 7 s with a "[^<>]*" straight after the name: quadratic).
+_EMPTY_TAG = re.compile(r"<\s*(\w+)(?:\s[^<>]*)?>\s*<\s*/\s*\1\s*>")
 _LONE_TAG = re.compile(r"</?\s*(?:think|thinking|answer|response|solution|reasoning)\s*/?>")
 _NOT_WORD = re.compile(r"[\W_]+")
 _HAS_CONTENT = re.compile(r"[^\W_]")

@@ -19,7 +19,6 @@ class V(BaseModel):
         ('Reasoning... so {"score": 2} is my verdict.', 2),
         ('<think>{"score": 1}</think>{"score": 5}', 5),
         ('example {"score": 1} ... final {"score": 4}', 4),
-        ('{"score": 4} trailing {"score": 99}', 4),  # last *valid* wins
         ('{"score": "5", "extra": [1, 2]}', 5),
         ('{"bad json": } {"score": 3}', 3),
     ],

@@ -36,7 +36,7 @@ SPICY = st.sampled_from(
 TEXT = st.lists(st.one_of(st.text(max_size=20), SPICY), max_size=30).map("".join)
 MARKER_LINE = re.compile(r"<<<(?:END )?[A-Z_]+ [0-9a-f]{12}>>>")
 # runs of marker look-alikes (fullwidth, small, angle brackets, guillemets, ...); after neutralize
-# the only ones left are the canonical, visibly different "‹‹‹" / "›››"
+# none is left: they become spaced ASCII "< < <" / "> > >"
 LOOKALIKE_RUN = re.compile(
     "[<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u00ab\u226a]{3,}"
     "|[>\uff1e\ufe65\u203a\u232a\u3009\u27e9\u276f\u276d\u00bb\u226b]{3,}"
@@ -74,7 +74,7 @@ SCORES = st.dictionaries(
 
 @SETTINGS
 @given(PROSE, PROSE, PROSE, SCORES, SCORES)
-def test_the_last_valid_verdict_in_prose_wins(
+def test_the_final_verdict_in_prose_wins(
     before: str, between: str, after: str, draft: dict[str, int], final: dict[str, int]
 ) -> None:
     text = (
@@ -116,7 +116,7 @@ def test_fence_cannot_be_broken(text: str, label: str) -> None:
     assert body == neutralize(text)
     # the only markers are the two fence lines, and nothing inside even looks like one
     assert "<<<" not in body and ">>>" not in body
-    assert all(set(run) in ({"‹"}, {"›"}) for run in LOOKALIKE_RUN.findall(body))
+    assert not LOOKALIKE_RUN.search(body)
     assert not INVISIBLE.search(body.replace("\n", "").replace("\t", ""))
     assert "\r" not in body
     fenced.encode("utf-8")  # strict: valid UTF-8, always

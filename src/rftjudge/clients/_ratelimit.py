@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, RateLimitError
 from .._limits import ConcurrencyLimiter
 from .._types import ChatRequest
 
@@ -244,7 +244,10 @@ class RateLimits:
     - ``adaptive``: AIMD on the concurrency limit — halve (``decrease``) on a 429, grow back by about
       one per round trip after successes, between ``min_concurrency`` and ``max_concurrency``.
     - ``respect_headers``: pause new attempts when the server's rate-limit headers say a budget is
-      exhausted.
+      exhausted — for at most ``max_retry_after`` seconds (default 60, like OpenAI's SDK): when
+      the headers ask for a longer pause, attempts in the next ``max_retry_after`` seconds fail
+      fast with a :class:`~rftjudge.RateLimitError` instead (a reset 10,000 hours away must not
+      stall a training run).
     - ``burst_s``: how many seconds of budget may be spent at once after an idle spell.
     - ``clock``: time source (tests pass a fake one).
     - ``backend``: where the budgets live. ``None`` (default): in this process. A ``redis://`` (or
@@ -268,6 +271,7 @@ class RateLimits:
     key: str | None = None
     max_in_flight: int | None = None
     lease_ttl: float = 15.0
+    max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "tokens_per_minute"):
@@ -285,6 +289,12 @@ class RateLimits:
             raise ConfigurationError("RateLimits: min_concurrency must be an int >= 1")
         if not (self.burst_s > 0 and math.isfinite(self.burst_s)):
             raise ConfigurationError("RateLimits: burst_s must be > 0 seconds")
+        if (
+            isinstance(self.max_retry_after, bool)
+            or not isinstance(self.max_retry_after, int | float)
+            or not (0 <= self.max_retry_after < math.inf)
+        ):
+            raise ConfigurationError("RateLimits: max_retry_after must be a number of seconds >= 0")
         self._check_shared()
 
     def _check_shared(self) -> None:
@@ -392,6 +402,8 @@ class LocalRateLimiter:
             else None
         )
         self._paused_until = -math.inf
+        self._refused_until = -math.inf  # header asked for a pause over max_retry_after: fail fast
+        self._refused_wait = 0.0
         self.estimates_tokens = self._tokens is not None
         self._paced = self._requests is not None or self._tokens is not None
 
@@ -410,6 +422,13 @@ class LocalRateLimiter:
     async def _wait_for_budget(self, estimated_tokens: int) -> None:
         with self._lock:
             now = self.clock.monotonic()
+            if now < self._refused_until:
+                raise RateLimitError(
+                    f"the server's rate-limit headers ask for a {self._refused_wait:g}s pause, over "
+                    f"max_retry_after={self.limits.max_retry_after:g}s: failing fast",
+                    status_code=429,
+                    retry_after=self._refused_wait,
+                )
             wait = max(0.0, self._paused_until - now)
             if wait == 0.0:
                 self._paused_until = -math.inf  # back on the fast path
@@ -514,7 +533,13 @@ class LocalRateLimiter:
                 max(1, permit.estimated_tokens),
             ),
         )
-        if wait > 0:
+        if wait > self.limits.max_retry_after:
+            with self._lock:
+                now = self.clock.monotonic()
+                self._refused_until = now + self.limits.max_retry_after
+                self._refused_wait = wait
+                self._paused_until = max(self._paused_until, now)  # off the fast path
+        elif wait > 0:
             with self._lock:
                 self._paused_until = max(self._paused_until, self.clock.monotonic() + wait)
 

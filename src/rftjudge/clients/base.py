@@ -49,6 +49,7 @@ from .._errors import (
     ProviderError,
     QuotaExceededError,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
 )
@@ -79,6 +80,8 @@ __all__ = ["Capabilities", "Client", "HTTPClient"]
 logger = logging.getLogger("rftjudge")
 
 _CACHEABLE_FINISH = frozenset({"stop", "tool_use", None})
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""8 MiB: a thousand times a long judge answer with logprobs, and no memory spike."""
 
 
 class HTTPClient(Rebuildable, ABC):
@@ -106,6 +109,7 @@ class HTTPClient(Rebuildable, ABC):
         coalesce: bool = True,
         prices: Price | Mapping[str, float] | None = None,
         http2: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ConfigurationError(f"{type(self).__name__}: model must be a non-empty string")
@@ -116,6 +120,15 @@ class HTTPClient(Rebuildable, ABC):
             )
         if timeout is None or timeout <= 0:
             raise ConfigurationError(f"{type(self).__name__}: timeout must be > 0 seconds")
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"{type(self).__name__}: max_response_bytes must be a positive int, "
+                f"got {max_response_bytes!r}"
+            )
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass either http_client or transport, not both")
         if limits is not None and not isinstance(limits, RateLimits):
@@ -132,6 +145,9 @@ class HTTPClient(Rebuildable, ABC):
         self.base_url = urls[0]
         self.max_concurrency = max_concurrency
         self.timeout = float(timeout)
+        self.max_response_bytes = max_response_bytes
+        """The longest answer body read (decoded), in bytes; a longer one fails with kind
+        ``response_too_large`` without being buffered. Settable on a built client."""
         try:
             self.retry_policy = retry_policy or RetryPolicy(max_retries=max_retries)
         except ValueError as exc:
@@ -470,10 +486,8 @@ class HTTPClient(Rebuildable, ABC):
             # (asyncio.timeout where available: wait_for creates a task per request).
             if sys.version_info >= (3, 11):
                 async with asyncio.timeout(self.timeout):
-                    return await http.post(target, content=content, headers=headers)
-            return await asyncio.wait_for(
-                http.post(target, content=content, headers=headers), self.timeout
-            )
+                    return await self._post(http, target, headers, content)
+            return await asyncio.wait_for(self._post(http, target, headers, content), self.timeout)
         except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
             raise JudgeTimeoutError(
                 f"request timed out after {self.timeout:g}s ({type(exc).__name__})",
@@ -486,6 +500,39 @@ class HTTPClient(Rebuildable, ABC):
                 provider=self.provider,
                 model=self.model,
             ) from exc
+
+    async def _post(
+        self, http: httpx.AsyncClient, url: httpx.URL, headers: dict[str, str], content: bytes
+    ) -> httpx.Response:
+        """POST and read the answer, at most ``max_response_bytes`` of it (decoded: a gzip bomb
+        counts at its real size); the connection is closed as soon as the cap is passed."""
+        limit = self.max_response_bytes
+        response = await http.send(
+            http.build_request("POST", url, content=content, headers=headers), stream=True
+        )
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise self._too_large(f"{int(declared)} bytes announced")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large("more than that sent")
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        # What Response.aread() would have stored: .content / .text / .json() work as usual.
+        response._content = b"".join(chunks)
+        return response
+
+    def _too_large(self, what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the answer is over max_response_bytes={self.max_response_bytes} ({what})",
+            provider=self.provider,
+            model=self.model,
+        )
 
     def _http_client(self) -> httpx.AsyncClient:
         if self._user_http is not None:

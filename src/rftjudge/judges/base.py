@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import replace as _replace
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from .._errors import (
     ConfigurationError,
+    JudgeError,
     ParseError,
     RefusalError,
     TruncatedError,
@@ -31,13 +33,10 @@ from .._text import as_text, reference_text
 from .._types import ChatRequest, ChatResponse, Message, Usage
 from ..clients._protocol import Client
 from ..guards import Guard, resolve_guard
-from ..parsing import parse_verdict
+from ..parsing import read_verdict
 from ..templates import truncate_middle
 from ._boundary import JudgeStats, RewardBase, validate_deadline, validate_on_error
 from ._options import OnError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "DEFAULT_MAX_INPUT_CHARS",
@@ -54,6 +53,9 @@ logger = logging.getLogger("rftjudge")
 R = TypeVar("R")
 V = TypeVar("V", bound=BaseModel)
 
+_MAX_ECHO_CHARS = 8_000
+"""How much of an unusable answer a re-ask sends back to the judge (head and tail)."""
+
 DEFAULT_MAX_INPUT_CHARS = 100_000
 """Per input (prompt, response, reference), about 25k tokens: no ordinary completion is cut, while a
 runaway one cannot blow a 128k-token judge context. Smaller judges want a smaller limit."""
@@ -67,6 +69,21 @@ class Asked(Generic[V]):
     response: ChatResponse
     usage: Usage
     reasks: int
+    end: int = -1
+    """Where the verdict object ends in ``response.text`` (-1: unknown)."""
+
+    @property
+    def verdict_text(self) -> str:
+        """The answer up to the end of the verdict: where its values' logprobs are read, so that
+        nothing the judge wrote after its verdict (a quote) can be read as one of them."""
+        return self.response.text if self.end < 0 else self.response.text[: self.end]
+
+    @property
+    def verdict_response(self) -> ChatResponse:
+        """``response`` with its text cut after the verdict (see :attr:`verdict_text`)."""
+        if self.end < 0 or self.end == len(self.response.text):
+            return self.response
+        return _replace(self.response, text=self.response.text[: self.end])
 
 
 class BaseJudge(RewardBase[R]):
@@ -123,11 +140,20 @@ class BaseJudge(RewardBase[R]):
         """The guard's reason when ``response`` is no answer at all (counted), else None.
 
         Judges call this first in ``ajudge`` and, on a reason, return a failing result without
-        asking the model: a content-free response must not get a chance to fool the judge.
+        asking the model: a content-free response must not get a chance to fool the judge. A
+        response longer than ``max_input_chars`` is guarded on the head and tail the judge would
+        see, so the guard's work is bounded by ``max_input_chars``.
         """
         if self.guard is None:
             return None
         text = response if isinstance(response, str) else as_text(response, what="response")
+        limit = self.max_input_chars
+        if limit is not None and len(text) > limit:
+            # The guard sees what the judge would see (head and tail), never more: nothing
+            # untrusted gets to run long on the event loop. Without the "omitted" marker, whose
+            # words would make any non-answer look like content.
+            head = (limit + 1) // 2
+            text = text[:head] + "\n" + text[len(text) - (limit - head) :]
         reason = self.guard.reason(text)
         if reason is not None:
             self.stats.guarded[reason] += 1
@@ -184,9 +210,17 @@ class BaseJudge(RewardBase[R]):
         )
 
     async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
-        """Send ``request``; re-ask up to ``max_reasks`` times while the verdict does not validate."""
+        """Send ``request``; re-ask up to ``max_reasks`` times while there is no valid verdict.
+
+        A verdict comes only from the judge's own final answer (:func:`~rftjudge.parsing.
+        read_verdict`): an answer cut at ``max_tokens`` is never parsed — whatever JSON it holds
+        may be a draft or a quote the judge had not finished weighing — and is re-asked, then
+        fails as ``truncated``; a final JSON object that does not validate, or that is copied from
+        the inputs, is re-asked, then fails as ``parse``. An earlier object is never used instead.
+        """
         usage = Usage()
         messages = request.messages
+        quoted = [m.content for m in request.messages if m.role == "user"]
         for attempt in range(self.max_reasks + 1):
             current = request if attempt == 0 else _with_messages(request, messages)
             response = await self.client.complete(current)
@@ -197,33 +231,39 @@ class BaseJudge(RewardBase[R]):
                     f"the judge refused: {response.refusal or response.finish_reason}",
                     raw=response.text,
                 )
-            try:
-                verdict = parse_verdict(response.text, model)
-            except ParseError as exc:
-                if attempt == self.max_reasks:
-                    self.stats.usage = self.stats.usage + usage
-                    if response.finish_reason == "length":
-                        raise TruncatedError(
-                            "the judge hit max_tokens before completing its verdict "
-                            f"(max_tokens={request.max_tokens}); raise max_tokens",
-                            raw=response.text,
-                        ) from exc
-                    raise ParseError(
-                        f"{exc} (after {attempt + 1} request(s))", raw=response.text
-                    ) from None
-                self.stats.reasks += 1
-                messages = (
-                    *messages,
-                    Message("assistant", response.text),
-                    Message(
-                        "user",
-                        f"Your answer could not be used: {exc}. Reply again with only the "
-                        "corrected JSON object.",
-                    ),
+            error: JudgeError
+            if response.finish_reason == "length":
+                error = TruncatedError(
+                    "the judge hit max_tokens before completing its verdict "
+                    f"(max_tokens={request.max_tokens}); raise max_tokens",
+                    raw=response.text,
                 )
-                continue
-            self.stats.usage = self.stats.usage + usage
-            return Asked(verdict=verdict, response=response, usage=usage, reasks=attempt)
+                problem = "it was cut off at the token limit"
+            else:
+                try:
+                    verdict, end = read_verdict(response.text, model, quoted=quoted)
+                except ParseError as exc:
+                    error = ParseError(f"{exc} (after {attempt + 1} request(s))", raw=exc.raw)
+                    problem = str(exc)
+                else:
+                    self.stats.usage = self.stats.usage + usage
+                    return Asked(
+                        verdict=verdict, response=response, usage=usage, reasks=attempt, end=end
+                    )
+            if attempt == self.max_reasks:
+                self.stats.usage = self.stats.usage + usage
+                raise error
+            self.stats.reasks += 1
+            messages = (
+                *messages,
+                # What the judge said, clipped: a runaway answer is not sent back in full.
+                Message("assistant", truncate_middle(response.text, _MAX_ECHO_CHARS)),
+                Message(
+                    "user",
+                    f"Your answer could not be used: {problem}. Reply again with only the "
+                    "corrected JSON object.",
+                ),
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -369,10 +369,10 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         verdict: Any = asked.verdict
         by_id = {e.id: self._value(e.score) for e in verdict.scores}
         if expected_mode:
-            found = self._expected(asked.response, shown)
+            found = self._expected(asked.verdict_response, shown)
             usage, reads, misses = asked.usage, 0, 0
             if self.exact.enabled:
-                exact, usage_x, reads = await self._exact(messages, asked.response.text, shown)
+                exact, usage_x, reads = await self._exact(messages, asked.verdict_text, shown)
                 usage = usage + usage_x
                 misses = sum(v is None for v in exact.values())
                 found.update({k: v for k, v in exact.items() if v is not None})

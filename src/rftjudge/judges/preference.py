@@ -250,10 +250,10 @@ class PreferenceJudge(BaseJudge[Preference]):
         usage = asked.usage
         probs: dict[Label, float] | None = None
         if self.exact.enabled:
-            probs, read_usage = await self._exact_probs(request.messages, asked.response.text)
+            probs, read_usage = await self._exact_probs(request.messages, asked.verdict_text)
             usage = usage + read_usage
         if probs is None and self._expected:
-            probs = self._label_probs(asked.response)
+            probs = self._label_probs(asked.verdict_response)
         if probs is None:
             prob_a, from_logprobs = _LABEL_PROB[label], False
         else:

@@ -247,10 +247,10 @@ class RubricJudge(BaseJudge[Judgment]):
         expected: dict[str, float] | None = None
         usage, exact_hits, exact_misses = asked.usage, 0, 0
         if self.scoring == "expected":
-            found = expected_scores(asked.response, self.criteria, self.scale)
+            found = expected_scores(asked.verdict_response, self.criteria, self.scale)
             if self.exact.enabled:
                 exact, exact_usage = await exact_scores(
-                    self.exact, request.messages, asked.response.text, self.criteria, self.scale
+                    self.exact, request.messages, asked.verdict_text, self.criteria, self.scale
                 )
                 usage = usage + exact_usage
                 exact_hits = sum(v is not None for v in exact.values())

@@ -8,9 +8,12 @@ not a silently empty prompt — and run in Jinja's sandbox.
 The judged response is written by the policy under training, which is optimised to get high scores:
 it must not be able to end its fence early or pose as instructions. :func:`fence` wraps text between
 marker lines carrying a digest of the text itself (text cannot contain its own digest), and
-:func:`neutralize` rewrites any run of three or more ``<`` or ``>`` — and of their look-alikes
-(fullwidth, small, angle brackets, guillemets) — inside the text, so no marker can be forged at all,
-not even one that merely looks like a marker to the judge. It also drops characters a judge may read
+:func:`neutralize` rewrites any run that shows three or more ``<`` or ``>`` — counting every
+look-alike (fullwidth, small, angle brackets, guillemets, arrowheads, Canadian syllabics: a table
+generated from Unicode's confusables, ``_unicode_tables``), and looking through invisible characters
+between them (format characters such as U+200D, combining marks, variation selectors, Hangul fillers:
+Unicode's default-ignorables) — to spaced ASCII (``< < <``), so no marker can be forged at all, not
+even one that merely looks like a marker to the judge. It also drops characters a judge may read
 but a person does not see: control characters, bidirectional overrides, zero-width spaces and
 Unicode "tag" characters (U+E0000-U+E007F, used to smuggle invisible instructions).
 
@@ -36,6 +39,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .._errors import ConfigurationError
 from .._types import Message
 from ._budget import MAX_CHARS, BudgetedEnvironment, joined, render_within
+from ._unicode_tables import CLOSERS, IGNORABLE, OPENERS, WEIGHTS
 
 __all__ = [
     "PromptTemplate",
@@ -54,15 +58,47 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE = re.compile(
     "[\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]"
 )
-_OPENERS = "<\uff1c\ufe64\u2039\u2329\u3008\u27e8\u276e\u276c\u00ab\u226a"
-_CLOSERS = ">\uff1e\ufe65\u203a\u232a\u3009\u27e9\u276f\u276d\u00bb\u226b"
-_MARKER = re.compile(f"[{_OPENERS}]{{3,}}|[{_CLOSERS}]{{3,}}")
+
+
+def _fast_class(body: str) -> str:
+    """A regex for one character of the class ``body`` that rejects a non-member quickly: the
+    engine looks up BMP characters in a table, but walks a list for ranges beyond U+FFFF — so those
+    sit behind a one-range check that every BMP character fails at once."""
+    bmp: list[str] = []
+    astral: list[str] = []
+    for item in re.findall(r".-.|.", body, re.DOTALL):
+        (astral if ord(item[0]) > 0xFFFF else bmp).append(item)
+    if not astral:
+        return f"[{''.join(bmp)}]"
+    return f"(?:[{''.join(bmp)}]|(?=[\U00010000-\U0010ffff])[{''.join(astral)}])"
+
+
+# A run of bracket look-alikes (``<`` ones and ``>`` ones), allowing invisible characters between
+# them. One character class starts the pattern, so the regex engine scans for it quickly; the
+# classes are generated from Unicode data (see _unicode_tables) and are disjoint, so the pattern
+# cannot backtrack: linear time.
+_BRACKET_RUN = re.compile(
+    # one plain class first: the engine then skips to the next candidate without entering the
+    # pattern at every position (the common case: a text with no bracket at all)
+    f"[{OPENERS}{CLOSERS}]"
+    # two or more brackets, or one that shows three by itself (U+22D8): no call for a lone "<"
+    f"(?:(?:{_fast_class(IGNORABLE)}*{_fast_class(OPENERS + CLOSERS)})+"
+    f"|(?<=[{''.join(c for c, w in WEIGHTS.items() if w >= 3)}]))"
+)
+_SIDE = re.compile(f"[{OPENERS}]+|[{CLOSERS}]+")
+_OPENER = re.compile(f"[{OPENERS}]")
+_ASCII_RUN = re.compile(r"<{3,}|>{3,}")
+_IGNORABLE = re.compile(f"[{IGNORABLE}]+")
+_HEAVY = re.compile(f"[{''.join(WEIGHTS)}]")
 _OMITTED = "\n[... {n} characters omitted ...]\n"
 
 
 def strip_invisible(text: str) -> str:
     """``text`` without control, bidi, zero-width and tag characters; newlines normalised to ``\\n``."""
-    return _INVISIBLE.sub("", _CONTROL.sub("", _NEWLINES.sub("\n", text)))
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text  # the common case, at C speed: no Cc, Cf, Zl or Zp character to drop
+    text = _CONTROL.sub("", _NEWLINES.sub("\n", text))
+    return text if text.isascii() else _INVISIBLE.sub("", text)
 
 
 def neutralize(text: Any) -> str:
@@ -77,7 +113,34 @@ def neutralize(text: Any) -> str:
     # Lone surrogates (from broken decoding) would make the request body unencodable.
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = strip_invisible(text)
-    return _MARKER.sub(lambda m: ("‹" if m.group()[0] in _OPENERS else "›") * len(m.group()), text)
+    if text.isascii():  # the common case (a flag: O(1)): no look-alike, nothing invisible
+        return _ASCII_RUN.sub(_defuse, text) if "<<<" in text or ">>>" in text else text
+    return _BRACKET_RUN.sub(_defuse, text)
+
+
+def _defuse(match: re.Match[str]) -> str:
+    """Each part of a bracket run that shows three or more ``<`` (or ``>``) as spaced ASCII ones
+    (``< < <``): no marker, and no invisible character left inside it. A run with no such part
+    stays as it is."""
+    run = match.group()
+    if len(run) < 3 and not _HEAVY.search(run):
+        return run  # the common case: "<<", "≤>" or "«»"
+    brackets = _IGNORABLE.sub("", run)
+    parts = [m.group() for m in _SIDE.finditer(brackets)]
+    shown = [_shown(part) for part in parts]
+    if max(shown) < 3:
+        return run
+    return "".join(
+        part if n < 3 else " ".join(("<" if _OPENER.match(part) else ">") * n)
+        for part, n in zip(parts, shown, strict=True)
+    )
+
+
+def _shown(part: str) -> int:
+    """How many brackets ``part`` shows (U+226A shows two, U+22D8 three)."""
+    if not _HEAVY.search(part):
+        return len(part)
+    return len(part) + sum((weight - 1) * part.count(c) for c, weight in WEIGHTS.items())
 
 
 def truncate_middle(text: str, max_chars: int | None) -> str:
