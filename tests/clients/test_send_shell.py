@@ -321,7 +321,8 @@ def test_concurrency_bound_is_never_exceeded_with_faults() -> None:
 
         rewards = asyncio.run(main())
         assert rewards == [1.0] * 60
-        assert server.max_in_flight == 6
+        # the bound, not how close a loaded machine's scheduling lets it come (no race asserted)
+        assert 1 <= server.max_in_flight <= 6
         assert client._limiter.in_flight == 0
         assert client.stats.rate_limited > 0
 
