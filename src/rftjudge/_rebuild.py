@@ -22,6 +22,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from ._deprecation import legacy_names
+
 __all__ = ["Rebuildable", "recipe"]
 
 # Constructor arguments that change how a judgment is fetched, not what it says (nor secrets).
@@ -98,7 +100,11 @@ def _secret_positions(cls: type[Any]) -> frozenset[int]:
     except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
         return frozenset()
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return frozenset(i for i, p in enumerate(params) if p.kind in positional and _is_secret(p.name))
+    found = {i for i, p in enumerate(params) if p.kind in positional and _is_secret(p.name)}
+    # Arguments still accepted positionally for one release (now keyword-only) count too.
+    after, names = legacy_names(cls.__init__)
+    found.update(after + k for k, name in enumerate(names) if _is_secret(name))
+    return frozenset(found)
 
 
 def _rebuild(cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

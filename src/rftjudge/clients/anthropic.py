@@ -31,10 +31,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from typing_extensions import Unpack
+
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, HTTPStatusError, QuotaExceededError
 from .._types import ChatRequest, ChatResponse, Usage
 from ._adapt import Adaptive
 from ._messages import split_system
+from ._options import HTTPOptions
 from ._params import rejected_fields
 from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
 from ._schema import anthropic_schema
@@ -84,17 +88,18 @@ class AnthropicClient(Adaptive, HTTPClient):
         r"output_config|output_format|output format|structured output|json_schema"
     )
 
+    @legacy_positionals("api_key", "base_url", after=1)
     def __init__(
         self,
         model: str,
+        *,
         api_key: str | None = None,
         base_url: str | None = None,
-        *,
         structured_output: AnthropicStructuredOutput = "json_schema",
         send_temperature: bool | None = None,
         default_max_tokens: int = 1024,
         anthropic_version: str = ANTHROPIC_VERSION,
-        **http_options: Any,
+        **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
         if not isinstance(default_max_tokens, int) or default_max_tokens < 1:

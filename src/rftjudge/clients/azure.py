@@ -19,6 +19,7 @@ import os
 from typing import Any, Literal
 from urllib.parse import quote
 
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError
 from ._secrets import SecretField
 from .openai import OpenAIClient
@@ -41,13 +42,14 @@ class AzureOpenAIClient(OpenAIClient):
     provider = "azure"
     _ad_token = SecretField()  # like the key (OpenAIClient._api_key): a SecretStr, used per request
 
+    @legacy_positionals("endpoint", "api_key", "api_version", after=1)
     def __init__(
         self,
         model: str,
+        *,
         endpoint: str | None = None,
         api_key: str | None = None,
         api_version: str | None = None,
-        *,
         azure_ad_token: str | None = None,
         base_url: str | None = None,
         max_tokens_field: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",

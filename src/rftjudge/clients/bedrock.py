@@ -39,7 +39,9 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import SecretStr
+from typing_extensions import Unpack
 
+from .._deprecation import legacy_positionals
 from .._errors import (
     AuthenticationError,
     BadRequestError,
@@ -52,6 +54,7 @@ from .._errors import (
 from .._types import ChatRequest, ChatResponse, Usage
 from ._adapt import Adaptive
 from ._messages import failed_generation, split_system
+from ._options import HTTPOptions
 from ._params import rejected_fields
 from ._schema import anthropic_schema
 from ._secrets import SecretField
@@ -125,11 +128,12 @@ class BedrockClient(Adaptive, HTTPClient):
     _mode_ladder = _MODES
     _mode_words = re.compile(r"outputconfig|textformat|structured output|json_schema|jsonschema")
 
+    @legacy_positionals("region", after=1)
     def __init__(
         self,
         model: str,
-        region: str | None = None,
         *,
+        region: str | None = None,
         api_key: str | None = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
@@ -139,7 +143,7 @@ class BedrockClient(Adaptive, HTTPClient):
         structured_output: BedrockStructuredOutput = "json_schema",
         send_temperature: bool | None = None,
         clock: Callable[[], datetime] | None = None,
-        **http_options: Any,
+        **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
         self.structured_output: BedrockStructuredOutput = structured_output

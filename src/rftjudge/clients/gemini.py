@@ -32,10 +32,14 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
+from typing_extensions import Unpack
+
+from .._deprecation import legacy_positionals
 from .._errors import AuthenticationError, ConfigurationError, HTTPStatusError, QuotaExceededError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._adapt import Adaptive
 from ._messages import failed_generation, split_system
+from ._options import HTTPOptions
 from ._schema import gemini_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
@@ -112,17 +116,18 @@ class GeminiClient(Adaptive, HTTPClient):
         r"response_schema|responseschema"
     )
 
+    @legacy_positionals("api_key", "base_url", after=1)
     def __init__(
         self,
         model: str,
+        *,
         api_key: str | None = None,
         base_url: str | None = None,
-        *,
         structured_output: GeminiStructuredOutput = "json_schema",
         logprobs: bool = False,
         thinking_budget: int | None = None,
         thinking_level: str | None = None,
-        **http_options: Any,
+        **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
         if thinking_budget is not None and thinking_level is not None:

@@ -19,8 +19,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from typing_extensions import Unpack
+
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, HTTPStatusError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from ._options import HTTPOptions
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
@@ -73,19 +77,19 @@ class OllamaClient(HTTPClient):
     provider = "ollama"
     _api_key = SecretField()  # stored as a SecretStr; the auth header is added per request
 
+    @legacy_positionals("base_url", after=1)
     def __init__(
         self,
         model: str,
-        base_url: str | None = None,
         *,
+        base_url: str | None = None,
         api_key: str | None = None,
         structured_output: OllamaStructuredOutput = "json_schema",
         think: bool | str | None = False,
         logprobs: bool = False,
         keep_alive: str | int | None = None,
         options: Mapping[str, Any] | None = None,
-        timeout: float = 120.0,
-        **http_options: Any,
+        **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
         if think is not None and not isinstance(think, bool | str):
@@ -97,10 +101,10 @@ class OllamaClient(HTTPClient):
         self.options = dict(options or {})
         key = api_key if api_key is not None else os.environ.get("OLLAMA_API_KEY")
         self._api_key = key or None
+        http_options.setdefault("timeout", 120.0)  # local models load slowly: a longer default
         super().__init__(
             model,
             base_url=base_url or ollama_base_url(os.environ.get("OLLAMA_HOST")),
-            timeout=timeout,
             **http_options,
         )
         self._url = f"{self.base_url}/api/chat"

@@ -37,18 +37,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import httpx
+from typing_extensions import Unpack
 
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
-from ..cache import Cache
-from ..pricing import Price
 from ._adapt import Adaptive
 from ._messages import failed_generation
+from ._options import HTTPOptions
 from ._params import rejected_fields
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
-from ._ratelimit import RateLimits
-from ._retry import RetryPolicy
 from ._routing import base_urls
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
@@ -99,32 +97,21 @@ class OpenAIClient(Adaptive, HTTPClient):
     _mode_ladder: tuple[str, ...] = _MODES  # a rejected mode steps down to the next (_adapt)
     _mode_words = re.compile(r"response_format|json_schema|json_object|schema|structured output")
 
+    @legacy_positionals("base_url", "api_key", after=1)
     def __init__(
         self,
         model: str,
+        *,
         base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
-        *,
-        max_concurrency: int = 32,
-        timeout: float = 60.0,
-        max_retries: int = 3,
         structured_output: StructuredOutputMode | None = None,
         logprobs: bool | None = None,
         max_tokens_field: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",
         strict_schema: bool = True,
         organization: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry_policy: RetryPolicy | None = None,
-        limits: RateLimits | None = None,
-        cache: Cache | None = None,
-        cache_sampled: bool = False,
-        coalesce: bool = True,
-        prices: Price | Mapping[str, float] | None = None,
-        http2: bool = False,
         server: ServerFamily | None = None,
         prefill_choice: bool | None = None,
+        **http_options: Unpack[HTTPOptions],
     ) -> None:
         if server is not None and server not in SERVERS:
             raise ConfigurationError(f"server must be one of {', '.join(SERVERS)}; got {server!r}")
@@ -160,23 +147,7 @@ class OpenAIClient(Adaptive, HTTPClient):
         self.max_tokens_field = max_tokens_field
         self._logprobs = logprobs
         self._organization = organization
-        super().__init__(
-            model,
-            base_url=urls,
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_policy=retry_policy,
-            http_client=http_client,
-            transport=transport,
-            headers=headers,
-            limits=limits,
-            cache=cache,
-            cache_sampled=cache_sampled,
-            coalesce=coalesce,
-            prices=prices,
-            http2=http2,
-        )
+        super().__init__(model, base_url=urls, **http_options)
         self._url = f"{self.base_url}/chat/completions"
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
         known = rejected_fields(self.provider, model) if server in (None, "openai") else ()

@@ -7,28 +7,23 @@ alone; the judge config schema (:mod:`rftjudge.app.config`) reads the judges' si
 keeping its own lists, and ``tests/judges/test_options.py`` checks that judges, config and docs agree.
 
 Judges take ``(client, criteria=None, *, ...)``. Earlier releases took a few more positional
-arguments, each judge different ones; :func:`legacy_positionals` keeps those calls working for one
+arguments, each judge different ones; :func:`rftjudge._deprecation.legacy_positionals` keeps those calls working for one
 release, with a ``DeprecationWarning`` naming the keywords to use.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Literal, TypedDict
 
 from ..guards import Guard
 
-__all__ = ["UNSET", "JudgeOptions", "OnError", "Scoring", "Unset", "legacy_positionals", "scoring_from_logprobs"]
+__all__ = ["UNSET", "JudgeOptions", "OnError", "Scoring", "Unset", "scoring_from_logprobs"]
 
 OnError = Literal["abstain", "raise"] | float
 Scoring = Literal["auto", "expected", "sampled"]
 """``expected``: probability-weighted scores from logprobs (or exact reads); ``sampled``: the value
 the judge wrote; ``auto``: expected where the client reports logprobs."""
-
-F = TypeVar("F", bound=Callable[..., None])
-
 
 class Unset:
     """The default of a deprecated argument: tells "not passed" from every value, None included."""
@@ -61,43 +56,6 @@ class JudgeOptions(TypedDict, total=False):
     guard: Guard | bool | None
     max_input_chars: int | None
     batch_deadline: float | None
-
-
-def legacy_positionals(*names: str) -> Callable[[F], F]:
-    """Accept ``names`` positionally after ``(self, client, criteria)``, with a DeprecationWarning.
-
-    ``RubricJudge(client, criteria, (1, 10))`` keeps working (``scale=`` is meant) until the next
-    release; new code passes everything after ``criteria`` by keyword.
-    """
-
-    def decorate(init: F) -> F:
-        @functools.wraps(init)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-            if len(args) > 2:
-                extra = args[2:]
-                if len(extra) > len(names):
-                    raise TypeError(
-                        f"{type(self).__name__}() takes at most {2 + len(names)} positional "
-                        f"arguments after self ({len(args)} given)"
-                    )
-                given = names[: len(extra)]
-                for key in given:
-                    if key in kwargs:
-                        raise TypeError(f"{type(self).__name__}() got {key!r} twice")
-                warnings.warn(
-                    f"{type(self).__name__}: pass {', '.join(given)} by keyword "
-                    f"({', '.join(f'{k}=...' for k in given)}); positional use is deprecated "
-                    "and stops working in the next release",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                kwargs.update(zip(given, extra, strict=True))
-                args = args[:2]
-            init(self, *args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 def scoring_from_logprobs(use_logprobs: bool | None, owner: str) -> Scoring:

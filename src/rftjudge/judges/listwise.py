@@ -57,6 +57,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from typing_extensions import Unpack
 
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, JudgeError, VerdictError
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
@@ -76,7 +77,7 @@ from ._listwise_design import (
     opaque_ids,
     windows,
 )
-from ._options import JudgeOptions, Scoring, legacy_positionals
+from ._options import JudgeOptions, Scoring
 from .base import BaseJudge
 
 __all__ = ["ListwiseJudge", "ListwiseResult"]
@@ -116,7 +117,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     the bundled ``prompts/listwise.j2``.
     """
 
-    @legacy_positionals("scale", "permutations", "on_error")
+    @legacy_positionals("scale", "permutations", "on_error", after=2)
     def __init__(
         self,
         client: Client,

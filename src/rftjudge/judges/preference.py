@@ -41,6 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Unpack
 
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, VerdictError
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
@@ -53,7 +54,7 @@ from ._criteria import Criterion, check_criteria
 from ._distribution import Labels, exact, in_band
 from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
-from ._options import UNSET, JudgeOptions, Scoring, Unset, legacy_positionals, scoring_from_logprobs
+from ._options import UNSET, JudgeOptions, Scoring, Unset, scoring_from_logprobs
 from ._schedules import SCHEDULES, Schedule, first_round, schedule_pairs, swiss_round
 from .base import BaseJudge
 
@@ -111,7 +112,7 @@ class PreferenceJudge(BaseJudge[Preference]):
     probabilities by prefill + constrained choice (default: when the client can).
     """
 
-    @legacy_positionals("swap", "allow_ties", "on_error")
+    @legacy_positionals("swap", "allow_ties", "on_error", after=2)
     def __init__(
         self,
         client: Client,

@@ -27,13 +27,14 @@ from pydantic import (
 )
 from typing_extensions import Unpack
 
+from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError
 from .._types import ChatRequest, Usage
 from ..clients._protocol import Client
 from ..templates import PromptTemplate
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria, verdict_field
 from ._exact import ExactReader
-from ._options import JudgeOptions, Scoring, legacy_positionals
+from ._options import JudgeOptions, Scoring
 from ._scoring import exact_scores, expected_scores
 from .base import BaseJudge
 
@@ -116,7 +117,7 @@ class RubricJudge(BaseJudge[Judgment]):
     ``Judgment.exact_fallbacks`` and the ``exact_fallback_rate`` metric.
     """
 
-    @legacy_positionals("scale", "template", "on_error")
+    @legacy_positionals("scale", "template", "on_error", after=2)
     def __init__(
         self,
         client: Client,
