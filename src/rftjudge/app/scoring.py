@@ -43,6 +43,7 @@ from .._errors import (
     QuotaExceededError,
 )
 from ..judges.base import BaseJudge
+from ..judges.rubric import with_rubric
 from .config import Announce, JudgeConfig, Price, ajudge_session
 
 logger = logging.getLogger("rftjudge")
@@ -89,6 +90,8 @@ class Columns:
     response_a: str = "response_a"
     response_b: str = "response_b"
     id: str | None = "id"
+    rubric: str | None = "rubric"
+    """Per-row rubrics, read when the judge takes them (``RubricJudge.rubric_column``)."""
 
     def judged(self, mode: Mode) -> tuple[str, ...]:
         if mode == "score":
@@ -263,7 +266,10 @@ def plan_run(
             break
         if index == 0:
             _check_columns(row, columns, mode)
-        digest = input_hash([row.get(c) for c in _hashed(columns, mode)], judge_id)
+        hashed = _hashed(columns, mode)
+        if columns.rubric and columns.rubric in row:  # data without rubrics keeps its old hashes
+            hashed = (*hashed, columns.rubric)
+        digest = input_hash([row.get(c) for c in hashed], judge_id)
         plan.hashes[index] = digest
         previous = done.get(index)
         if previous is not None and previous.get("input_hash") == digest:
@@ -400,6 +406,8 @@ async def _judge_row(judge: BaseJudge[Any], plan: Plan, index: int, row: dict[st
     reference = row.get(columns.reference) if columns.reference else None
     if reference == "":
         reference = None  # an empty CSV cell is no reference
+    if columns.rubric and columns.rubric in row and getattr(judge, "rubric_column", None):
+        reference = with_rubric(reference, row[columns.rubric], index)
     try:
         if plan.mode == "score":
             outcome = await judge.ajudge_safe(row[columns.prompt], row[columns.response], reference)
