@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
-from .._text import reference_text
 from ..judges.base import OnError
 from ._common import (
     ScoringJudge,
@@ -39,6 +38,7 @@ from ._common import (
     resolve_fallback,
     settle,
 )
+from ._rubrics import split_label
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -133,7 +133,9 @@ class _Scorer:
         questions = [str(p or "") for p in prompt_list]
         if self.prompt_text is not None:
             questions = [self.prompt_text(q) for q in questions]
-        references = [reference_text(label) or None for label in label_list]
+        references = [
+            split_label(self.judge, label, i) or None for i, label in enumerate(label_list)
+        ]
         outcomes = await judge_within(
             self.judge, questions, responses, references, timeout=self.deadline_s
         )
