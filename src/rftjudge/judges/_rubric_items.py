@@ -111,11 +111,16 @@ class RubricItem:
         return self.category == "pitfall"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rubric:
-    """A validated rubric: judged items first, in the given order, then the programs."""
+    """A validated rubric: judged items first, in the given order, then the programs.
+
+    ``memo`` keeps what a judge derives from it (its chunks and their verdict shapes): a judge
+    caches parsed rubrics, so the rows of a GRPO group, and later epochs, reuse it for free.
+    """
 
     items: tuple[RubricItem, ...]
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def judged(self) -> tuple[RubricItem, ...]:

@@ -23,7 +23,7 @@ from .._types import Usage
 from ..templates import PromptTemplate
 from ._aggregate import Combined, chunks, combine_explicit, combine_implicit
 from ._criteria import Scale
-from ._rubric_ask import ChunkRead, ShapeCache, ask_chunk, gather_all, read_expected
+from ._rubric_ask import ChunkRead, Shape, ShapeCache, ask_chunk, gather_all, read_expected
 from ._rubric_items import InvalidRubricError, Rubric, RubricItem, parse_rubric
 from .base import BaseJudge, R
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["RowInput", "RowOutcome", "RowRubrics", "RowSettings", "judge_row", "with_rubric"]
 
 Aggregate = Literal["explicit", "implicit"]
+_BASE = ("judge-wide criteria",)  # the cache key of the rubric of rows without their own
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,14 @@ class RowRubrics(BaseJudge[R]):
     def rubric_of(self, raw: Any, row: int | None) -> Rubric:
         """The row's rubric (judge-wide criteria first), or InvalidRubricError naming the row."""
         where = "this row" if row is None else f"row {row}"
+        cache: OrderedDict[Any, Rubric] = self.__dict__.setdefault("_rubric_cache", OrderedDict())
         if raw is None:
             if not self.base_items:
                 column = f"column {self.rubric_column!r}" if self.rubric_column else "rubric="
                 raise InvalidRubricError(
                     f"{where} has no rubric ({column} empty) and the judge has no criteria"
                 )
-            return Rubric(self.base_items)
-        cache: OrderedDict[Any, Rubric] = self.__dict__.setdefault("_rubric_cache", OrderedDict())
+            return cache.setdefault(_BASE, Rubric(self.base_items))
         try:
             key: Any = raw if isinstance(raw, str) else repr(raw)
         except Exception:  # pragma: no cover - repr of user objects
@@ -236,7 +237,7 @@ async def judge_row(
             else [(judge.seed or 0) + i for i in range(settings.samples)]
         )
         reads = await gather_all(
-            [_ask_row(judge, settings, judged, texts, where, s) for s in seeds]
+            [_ask_row(judge, settings, rubric, texts, where, s) for s in seeds]
         )
     per_sample = [{k: v for read in sample for k, v in read.normalized.items()} for sample in reads]
     for sample_raw in reads[:1]:
@@ -277,24 +278,35 @@ async def judge_row(
     )
 
 
+def row_plan(settings: RowSettings, rubric: Rubric) -> list[tuple[tuple[RubricItem, ...], Shape]]:
+    """The requests of a row: its chunks and their verdict shapes, memoised on the rubric."""
+    key = (settings.aggregate, settings.max_criteria, id(settings.shapes))
+    plan: list[tuple[tuple[RubricItem, ...], Shape]] | None = rubric.memo.get(key)
+    if plan is None:
+        if settings.aggregate == "implicit":
+            plan = [(rubric.judged, settings.shapes.implicit(settings.scale))]
+        else:
+            plan = [
+                (items, settings.shapes.explicit(items, settings.scale))
+                for items in chunks(rubric.judged, settings.max_criteria)
+            ]
+        rubric.memo[key] = plan
+    return plan
+
+
 async def _ask_row(
     judge: BaseJudge[Any],
     settings: RowSettings,
-    judged: tuple[RubricItem, ...],
+    rubric: Rubric,
     texts: tuple[str, str, str | None],
     where: str,
     seed: int | None,
 ) -> list[ChunkRead]:
     prompt, response, reference = texts
     implicit = settings.aggregate == "implicit"
-    groups = [judged] if implicit else chunks(judged, settings.max_criteria)
+    plan = row_plan(settings, rubric)
 
-    async def one(items: tuple[RubricItem, ...]) -> ChunkRead:
-        shape = (
-            settings.shapes.implicit(settings.scale)
-            if implicit
-            else settings.shapes.explicit(items, settings.scale)
-        )
+    async def one(items: tuple[RubricItem, ...], shape: Shape) -> ChunkRead:
         messages = settings.template.render(
             prompt=prompt,
             response=response,
@@ -324,7 +336,7 @@ async def _ask_row(
             read = await read_expected(read, sent, answer, shape, settings.exact)
         return read
 
-    return await gather_all([one(items) for items in groups])
+    return await gather_all([one(items, shape) for items, shape in plan])
 
 
 def _seeded(request: Any, seed: int | None) -> Any:
