@@ -46,11 +46,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rftjudge import ChatRequest, Criterion, FunctionClient, RubricJudge  # noqa: E402
-from rftjudge.judges._rubric_items import CATEGORY_WEIGHTS, parse_rubric  # noqa: E402
-from rftjudge.judges._rubric_ask import ShapeCache  # noqa: E402
-from rftjudge.judges._rubric_rows import row_plan  # noqa: E402
-from rftjudge.judges._criteria import Scale  # noqa: E402
+from rftjudge import ChatRequest, Criterion, FunctionClient, RubricJudge
+from rftjudge.judges._criteria import Scale
+from rftjudge.judges._rubric_ask import ShapeCache
+from rftjudge.judges._rubric_items import CATEGORY_WEIGHTS, parse_rubric
+from rftjudge.judges._rubric_rows import row_plan
 
 CATEGORIES = ["essential", "important", "optional", "pitfall"]
 LINE = re.compile(r"^- (\S+)(?: \[(\w+)\])? \(weight ([\d.]+)[^)]*\): (.*)$", re.M)
@@ -103,8 +103,14 @@ def make_data(prompts: int, per_prompt: int, seed: int = 7) -> list[dict[str, An
             response = "Answer: " + " ".join(present) + " " + "filler " * rng.randint(5, 40)
             rubric = [{k: v for k, v in it.items() if k != "m"} for it in items]
             rows.append(
-                {"prompt": f"Question {p}", "response": response, "rubric": rubric,
-                 "truth": truth, "group": p, "items": n}
+                {
+                    "prompt": f"Question {p}",
+                    "response": response,
+                    "rubric": rubric,
+                    "truth": truth,
+                    "group": p,
+                    "items": n,
+                }
             )
     return rows
 
@@ -112,10 +118,15 @@ def make_data(prompts: int, per_prompt: int, seed: int = 7) -> list[dict[str, An
 def _true_score(items: list[dict[str, Any]], present: set[str]) -> float:
     positive = sum(CATEGORY_WEIGHTS[i["category"]] for i in items if i["category"] != "pitfall")
     gained = sum(
-        CATEGORY_WEIGHTS[i["category"]] for i in items
+        CATEGORY_WEIGHTS[i["category"]]
+        for i in items
         if i["category"] != "pitfall" and i["m"] in present
     )
-    lost = sum(CATEGORY_WEIGHTS["pitfall"] for i in items if i["category"] == "pitfall" and i["m"] in present)
+    lost = sum(
+        CATEGORY_WEIGHTS["pitfall"]
+        for i in items
+        if i["category"] == "pitfall" and i["m"] in present
+    )
     value = (gained - lost) / positive if positive else 1 - lost / sum(0.9 for _ in items)
     return min(1.0, max(0.0, value))
 
@@ -167,7 +178,9 @@ class FakeJudge:
             positive = sum(w for _, w, pit in read.values() if not pit) or 1.0
             value = sum(w * (1 if h else 0) * (-1 if pit else 1) for h, w, pit in read.values())
             frac = min(1.0, max(0.0, value / positive))
-            return json.dumps({"rationale": "overall", "score": max(1, min(10, round(1 + 9 * frac)))})
+            return json.dumps(
+                {"rationale": "overall", "score": max(1, min(10, round(1 + 9 * frac)))}
+            )
         scores = {}
         for ident in props["scores"]["required"]:
             hit = read[ident][0]
@@ -183,12 +196,18 @@ def run_mode(rows: list[dict[str, Any]], mode: str, max_criteria: int | None) ->
         criteria = [
             Criterion(name=n, description=f"Is it {n}?") for n in ("correct", "complete", "clear")
         ]
-        judge = RubricJudge(client, criteria=criteria, scale=SCALE, guard=False, max_input_chars=None)
+        judge = RubricJudge(
+            client, criteria=criteria, scale=SCALE, guard=False, max_input_chars=None
+        )
         rubrics = None
     else:
         judge = RubricJudge(
-            client, scale=SCALE, aggregate=mode, max_criteria=max_criteria,  # type: ignore[arg-type]
-            guard=False, max_input_chars=None,
+            client,
+            scale=SCALE,
+            aggregate=mode,
+            max_criteria=max_criteria,  # type: ignore[arg-type]
+            guard=False,
+            max_input_chars=None,
         )
         rubrics = [r["rubric"] for r in rows]
     prompts = [r["prompt"] for r in rows]
@@ -246,16 +265,30 @@ def schema_costs(rows: list[dict[str, Any]], repeat: int = 3) -> dict[str, float
     timed("parse rubric (first sight)", lambda: [parse_rubric(r) for r in rubrics])
     judge = RubricJudge(FunctionClient(lambda r: ""), scale=SCALE)
     [judge.rubric_of(r, None) for r in rubrics]
-    timed("parse rubric (cached, as in GRPO groups / epochs)", lambda: [judge.rubric_of(r, None) for r in rubrics])
-    timed("verdict schema, new shape every row", lambda: [ShapeCache().explicit(p.items, scale) for p in parsed])
+    timed(
+        "parse rubric (cached, as in GRPO groups / epochs)",
+        lambda: [judge.rubric_of(r, None) for r in rubrics],
+    )
+    timed(
+        "verdict schema, new shape every row",
+        lambda: [ShapeCache().explicit(p.items, scale) for p in parsed],
+    )
     cache = ShapeCache()
-    timed("verdict schema, cached by shape", lambda: [cache.explicit(p.items, scale) for p in parsed])
+    timed(
+        "verdict schema, cached by shape", lambda: [cache.explicit(p.items, scale) for p in parsed]
+    )
     settings = judge.row_settings
     cached = [judge.rubric_of(r, None) for r in rubrics]
     [row_plan(settings, p) for p in cached]
-    timed("verdict schema of a row as judged (memo on the cached rubric)", lambda: [row_plan(settings, p) for p in cached])
+    timed(
+        "verdict schema of a row as judged (memo on the cached rubric)",
+        lambda: [row_plan(settings, p) for p in cached],
+    )
     crit = [[Criterion(name=i.id, description=i.description) for i in p.items] for p in parsed]
-    timed("pydantic verdict model per row (not used; for scale)", lambda: [_verdict_model(c, scale) for c in crit])
+    timed(
+        "pydantic verdict model per row (not used; for scale)",
+        lambda: [_verdict_model(c, scale) for c in crit],
+    )
     return out
 
 
@@ -267,8 +300,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = make_data(args.prompts, args.responses)
     sizes = [r["items"] for r in rows[:: args.responses]]
-    print(f"{args.prompts} prompts x {args.responses} responses, {min(sizes)}-{max(sizes)} items "
-          f"(mean {statistics.fmean(sizes):.1f})")
+    print(
+        f"{args.prompts} prompts x {args.responses} responses, {min(sizes)}-{max(sizes)} items "
+        f"(mean {statistics.fmean(sizes):.1f})"
+    )
     results = [
         run_mode(rows, "explicit", None),
         run_mode(rows, "explicit", 8),
@@ -279,7 +314,11 @@ def main() -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
-        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+        print(
+            "| "
+            + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values())
+            + " |"
+        )
     costs = schema_costs(rows)
     print("\n| per-row rubric step | µs per judgment |\n|---|---|")
     for label, value in costs.items():

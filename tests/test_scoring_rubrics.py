@@ -56,7 +56,9 @@ async def test_score_reads_the_rubric_column(tmp_path: Path, fmt: str) -> None:
     assert "row 2: rubric is not valid JSON" in got["c"]["error"]["message"]  # type: ignore[index]
 
 
-def test_an_edited_rubric_rescores_its_row_and_data_without_rubrics_keeps_its_hashes(tmp_path: Path) -> None:
+def test_an_edited_rubric_rescores_its_row_and_data_without_rubrics_keeps_its_hashes(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "out.jsonl"
     first = plan_run(ROWS, out, judge_id="j")
     edited = [dict(r) for r in ROWS]
