@@ -189,10 +189,7 @@ class RowRubrics(BaseJudge[R]):
 
     def judge(self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None) -> R:
         """Synchronous ``ajudge`` with this row's ``rubric``."""
-        return run_sync(self.ajudge_one(prompt, response, with_rubric(reference, rubric)))
-
-    async def ajudge_one(self, prompt: Any, response: Any, reference: Any) -> R:
-        return await self.ajudge(prompt, response, reference)
+        return run_sync(self.ajudge(prompt, response, with_rubric(reference, rubric)))
 
     def reward(
         self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
