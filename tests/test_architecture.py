@@ -29,6 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "rftjudge._errors",
             "rftjudge._version",
+            "rftjudge._datafile",
+            "rftjudge._key_variables",
             "rftjudge._types",
             "rftjudge._sync",
             "rftjudge._limits",
@@ -51,20 +53,25 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._transport",
             "rftjudge.clients._retry",
             "rftjudge.clients._classify",
+            "rftjudge.clients._schema",
+            "rftjudge.clients._params",
+            "rftjudge.clients._adapt",
             "rftjudge.clients._headers",
             "rftjudge.clients._secrets",
             "rftjudge.clients._sigv4",
             "rftjudge.clients._stats",
             "rftjudge.clients._ratelimit",
             "rftjudge.clients._redis_limits",
+            "rftjudge.clients._redis_scripts",
             "rftjudge.clients._routing",
             "rftjudge.clients._messages",
             "rftjudge.clients._prefill",
+            "rftjudge.clients._cache_io",
         ],
     ),
     ("clients", ["rftjudge.clients", "rftjudge.clients.*"]),
     ("rewards", ["rftjudge.rewards"]),
-    ("judges", ["rftjudge.judges", "rftjudge.judges.*", "rftjudge.compose"]),
+    ("judges", ["rftjudge.judges", "rftjudge.judges.*", "rftjudge.compose", "rftjudge.graders*"]),
     ("integrations", ["rftjudge.integrations", "rftjudge.integrations.*"]),
     ("application", ["rftjudge.app", "rftjudge.app.*"]),
 ]
@@ -208,6 +215,7 @@ print("\\n".join(failed))
 """
 
 
+@pytest.mark.timeout(300)  # ~90 processes: seconds on an idle machine, a minute under load
 @pytest.mark.skipif(sys.platform == "win32", reason="uses os.fork")
 def test_every_module_imports_on_its_own() -> None:
     """Each module imported first in a fresh process: an import-time cycle would fail here.

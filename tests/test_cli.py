@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -91,6 +92,16 @@ def chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A copy of the sample data in a folder of its own: results default to next to the data."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    copy = folder / SAMPLE.name
+    copy.write_bytes(SAMPLE.read_bytes())
+    return copy
+
+
 def test_help_and_version() -> None:
     result = run("--help")
     assert result.exit_code == 0
@@ -119,11 +130,12 @@ def test_import_rftjudge_does_not_load_cli_dependencies() -> None:
 
 
 def test_score_writes_resumes_and_summarises(
-    rubric_api: respx.MockRouter, judge_file: Path, chdir: Path
+    rubric_api: respx.MockRouter, judge_file: Path, chdir: Path, sample: Path
 ) -> None:
-    result = run("score", SAMPLE, "--judge", judge_file)
+    result = run("score", sample, "--judge", judge_file)
     assert result.exit_code == 0, result.output
-    out = chdir / "sample.scores.jsonl"
+    out = sample.parent / "sample.scores.jsonl"  # next to the data, not in the working directory
+    assert f"results: {out}" in result.stdout
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["index"] for r in records) == list(range(8))
     assert {r["id"] for r in records} == {f"s{i}" for i in range(1, 9)}
@@ -134,12 +146,13 @@ def test_score_writes_resumes_and_summarises(
     assert f"tokens: {50 * calls} in, {10 * calls} out ({calls} requests)" in result.stdout
     assert f"cost: ${(50 * calls * 1.0 + 10 * calls * 2.0) / 1e6:.4f}" in result.stdout
 
-    again = run("score", SAMPLE, "--judge", judge_file, "--sorted", "--json")
+    again = run("score", sample, "--judge", judge_file, "--sorted", "--json")
     assert again.exit_code == 0
     assert rubric_api.calls.call_count == calls  # nothing judged twice
     assert "8 rows already judged (skipped)" in again.stderr
     summary = json.loads(again.stdout)
     assert summary["judged"] == 8 and summary["failed"] == 0
+    assert summary["results"] == str(out)
     assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == list(range(8))
 
 
@@ -238,10 +251,10 @@ PROBE = "http://127.0.0.1:8089/v1/models"  # where `rftjudge local` would be ser
 
 
 def test_score_without_provider_uses_the_local_judge(
-    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path
+    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path, sample: Path
 ) -> None:
     rubric_api.get(PROBE).mock(side_effect=httpx.ConnectError("nothing there"))
-    result = run("score", SAMPLE, "--judge", ROOT / "examples" / "judges" / "helpfulness.yaml")
+    result = run("score", sample, "--judge", ROOT / "examples" / "judges" / "helpfulness.yaml")
     assert result.exit_code == 0, result.output
     assert "no judge provider configured: using the offline local judge" in result.stderr
     (server,) = fake_local.instances
@@ -256,13 +269,13 @@ def test_score_without_provider_uses_the_local_judge(
 
 
 def test_a_running_rftjudge_local_is_reused(
-    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path
+    rubric_api: respx.MockRouter, fake_local: type[FakeLocalServer], chdir: Path, sample: Path
 ) -> None:
     rubric_api.get(PROBE).mock(
         return_value=httpx.Response(200, json={"data": [{"id": "local-judge"}]})
     )
     rubric_api.post("http://127.0.0.1:8089/v1/chat/completions").mock(side_effect=rubric_reply)
-    result = run("score", SAMPLE, "--limit", "2")
+    result = run("score", sample, "--limit", "2")
     assert result.exit_code == 0, result.output
     assert "using the local judge at http://127.0.0.1:8089/v1" in result.stderr
     assert fake_local.instances == []  # no second server started
@@ -365,3 +378,234 @@ def test_local_prints_the_base_url(fake_local: type[FakeLocalServer], tmp_path: 
     assert server.model == model
     assert server.kwargs == {"host": "127.0.0.1", "port": None, "n_ctx": 2048}
     assert "structured_output: json_object_schema" in result.stderr
+
+
+# -- errors a user can cause: one line, a traceback only with --debug ------------------------------
+
+
+def one_error_line(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ")
+    return line
+
+
+def test_a_missing_data_path_is_one_line_naming_it(
+    judge_file: Path, chdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # a Hub lookup would be another error
+    line = one_error_line(
+        CliRunner().invoke(app, ["score", "sampel.jsonl", "--judge", str(judge_file)])
+    )
+    assert line == "Error: sampel.jsonl: no such file or directory"
+    line = one_error_line(
+        CliRunner().invoke(app, ["score", "org/data", "--judge", str(judge_file)])
+    )
+    assert (
+        "org/data: no such file or directory (a Hugging Face Hub dataset is written hf:org/data)"
+        in line
+    )
+    line = one_error_line(
+        CliRunner().invoke(
+            app, ["calibrate", "nope.csv", "--judge", str(judge_file), "--label", "h"]
+        )
+    )
+    assert line == "Error: nope.csv: no such file or directory"
+    assert [p.name for p in chdir.iterdir()] == ["judge.yaml"]  # nothing written
+
+
+def test_unexpected_errors_are_one_line_unless_debug(
+    judge_file: Path, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom\nand a second line")
+
+    monkeypatch.setattr("rftjudge.app.cli.plan_run", broken)
+    args = ["score", str(sample), "--judge", str(judge_file)]
+    line = one_error_line(CliRunner().invoke(app, args))
+    assert line == (
+        "Error: RuntimeError: boom and a second line "
+        "(rerun as `rftjudge --debug ...` for the traceback)"
+    )
+    debug = CliRunner().invoke(app, ["--debug", *args])
+    assert isinstance(debug.exception, RuntimeError)
+    monkeypatch.setenv("RFTJUDGE_DEBUG", "1")
+    assert isinstance(CliRunner().invoke(app, args).exception, RuntimeError)
+
+
+def test_run_level_failure_is_one_line(
+    api: respx.MockRouter, judge_file: Path, sample: Path
+) -> None:
+    api.post(CHAT).mock(
+        return_value=httpx.Response(401, json={"error": {"message": "invalid key"}})
+    )
+    line = one_error_line(
+        CliRunner().invoke(app, ["score", str(sample), "--judge", str(judge_file)])
+    )
+    assert "invalid key" in line and "run the same command again to resume" in line
+
+
+def test_a_full_disk_keeps_records_and_stops_with_one_line(
+    rubric_api: respx.MockRouter, judge_file: Path, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    real_write = os.write
+    written = 0
+
+    def full_after_three(fd: int, data: Any) -> int:
+        nonlocal written
+        if bytes(data[:10]) == b'{"index": ':
+            written += 1
+            if written > 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_after_three)
+    line = one_error_line(
+        CliRunner().invoke(app, ["score", str(sample), "--judge", str(judge_file)])
+    )
+    assert "No space left on device" in line and "results written before are kept" in line
+    monkeypatch.setattr(os, "write", real_write)
+    out = sample.parent / "sample.scores.jsonl"
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(kept) == 3 and all(r["ok"] for r in kept)
+    again = run("score", sample, "--judge", judge_file)
+    assert again.exit_code == 0 and "3 rows already judged (skipped)" in again.stderr
+
+
+# -- data handling -------------------------------------------------------------------------------
+
+
+def test_bad_jsonl_lines_and_csv_rows_are_error_records_not_the_end_of_the_run(
+    rubric_api: respx.MockRouter, judge_file: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "d.jsonl"
+    lines = SAMPLE.read_text().splitlines()
+    data.write_text("\n".join([lines[0], '{"prompt": "cut', *lines[1:3]]) + "\n")
+    result = run("score", data, "--judge", judge_file, "--sorted")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "d.scores.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2, 3]
+    assert records[1]["error"]["message"].startswith("d.jsonl: line 2: invalid JSON")
+    assert [r["id"] for r in records if r["ok"]] == ["s1", "s2", "s3"]
+    assert "failed: 1" in result.stdout and "failures by kind: input 1" in result.stdout
+
+    csv = tmp_path / "c.csv"
+    csv.write_text("prompt,response\nWhat?,A long enough answer to score\nWhy?,No,extra\n")
+    result = run("score", csv, "--judge", judge_file, "--sorted")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "c.scores.jsonl").read_text().splitlines()]
+    assert (
+        records[1]["error"]["message"] == "c.csv: row 2 (line 3): 3 fields where the header has 2"
+    )
+
+
+def test_score_record_says_which_values_are_sampled_and_which_weighted(
+    api: respx.MockRouter, judge_file: Path, sample: Path
+) -> None:
+    """A judge that wrote 5 while its probabilities say ~1.7: score and criteria agree."""
+    prefix = '{"rationale": "r", "scores": {"helpfulness": '
+    logprobs = {
+        "content": [
+            {"token": prefix, "logprob": 0.0, "top_logprobs": []},
+            {
+                "token": "5",
+                "logprob": math.log(0.1),
+                "top_logprobs": [
+                    {"token": "1", "logprob": math.log(0.6)},
+                    {"token": "2", "logprob": math.log(0.2)},
+                    {"token": "5", "logprob": math.log(0.1)},
+                    {"token": "3", "logprob": math.log(0.1)},
+                ],
+            },
+            {"token": "}}", "logprob": 0.0, "top_logprobs": []},
+        ]
+    }
+    api.post(CHAT).mock(
+        return_value=httpx.Response(200, json=completion(prefix + "5}}", logprobs=logprobs))
+    )
+    config = judge_file.read_text() + "logprobs: true\nscoring: expected\n"
+    judge_file.write_text(config)
+    result = run("score", sample, "--judge", judge_file, "--limit", "1", "--json")
+    assert result.exit_code == 0, result.output
+    (record,) = map(json.loads, (sample.parent / "sample.scores.jsonl").read_text().splitlines())
+    weighted = 0.6 * 1 + 0.2 * 2 + 0.1 * 5 + 0.1 * 3
+    assert record["criteria"] == {"helpfulness": pytest.approx(weighted)}
+    assert record["criteria_sampled"] == {"helpfulness": 5}
+    assert record["score"] == pytest.approx((weighted - 1) / 4)
+
+
+def listwise_reply(request: httpx.Request) -> httpx.Response:
+    """Scores each candidate by its length (0..10), answering by id."""
+    text = json.loads(request.content)["messages"][-1]["content"]
+    found = re.findall(
+        r"Candidate (C\w+):\n<<<CANDIDATE \1 \w+>>>\n(.*?)\n<<<END CANDIDATE", text, re.S
+    )
+    scores = [{"id": cid, "score": min(10, len(body) // 10)} for cid, body in found]
+    return httpx.Response(200, json=completion({"rationale": "by length", "scores": scores}))
+
+
+def test_score_group_mode_with_a_listwise_judge(api: respx.MockRouter, tmp_path: Path) -> None:
+    api.post(CHAT).mock(side_effect=listwise_reply)
+    judge = tmp_path / "listwise.yaml"
+    judge.write_text(f"type: listwise\nmodel: test-judge\nbase_url: {BASE}\npermutations: 1\n")
+    data = tmp_path / "g.jsonl"
+    rows = [
+        {"id": "a", "prompt": "p", "response": "short"},
+        {"id": "b", "prompt": "p", "response": "a much longer answer to the question asked"},
+        {"id": "c", "prompt": "q", "response": "another answer of middling size"},
+        {"id": "d", "prompt": "q", "response": "tiny"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run("score", data, "--judge", judge, "--sorted")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "g.scores.jsonl").read_text().splitlines()]
+    assert [r["group"] for r in records] == ["1", "1", "2", "2"]
+    assert records[1]["score"] > records[0]["score"] and records[2]["score"] > records[3]["score"]
+    assert api.calls.call_count == 2  # one request per group
+    assert "rows: 4  judged: 4  failed: 0" in result.stdout
+    by_column = run(
+        "score", data, "--judge", judge, "--group-column", "id", "-o", tmp_path / "o.jsonl"
+    )
+    assert by_column.exit_code == 0 and api.calls.call_count == 6  # four groups of one
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(
+        f"model: test-judge\nbase_url: {BASE}\ncriteria: [{{name: q, description: d}}]\n"
+    )
+    line = one_error_line(
+        CliRunner().invoke(
+            app, ["score", str(data), "--judge", str(rubric), "--group-column", "id"]
+        )
+    )
+    assert "group mode needs a group judge" in line
+
+
+def test_calibrate_names_the_disagreeing_rows(
+    rubric_api: respx.MockRouter, judge_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cal"
+    result = run("calibrate", LABELLED, "--judge", judge_file, "--label", "human",
+                 "--report-dir", folder, "--no-plots")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((folder / "metrics.json").read_text())
+    found = metrics["disagreements"]
+    assert found and f"disagreements: {len(found)} rows" in result.stdout
+    labels = [json.loads(line) for line in LABELLED.read_text().splitlines()]
+    for item in found:
+        row = labels[item["index"]]
+        assert item["human"] == row["human"] and item["judge"] != item["human"]
+        if "id" in row:
+            assert item["id"] == row["id"]
+    assert "## Disagreements" in (folder / "report.md").read_text()
+
+
+def test_usage_errors_are_one_line_with_exit_code_2() -> None:
+    result = CliRunner().invoke(app, ["score", "d.jsonl", "--limit", "0"], prog_name="rftjudge")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "Error: Invalid value for '--limit': 0 is not in the range x>=1. "
+        "(see `rftjudge score --help`)"
+    )

@@ -374,14 +374,22 @@ def test_listwise_config_is_refused_by_row_commands_before_reading_data(tmp_path
     from rftjudge.app.cli import app
 
     judge = write(tmp_path, "group.yaml", "type: listwise\nmodel: m\nbase_url: http://x.test/v1\n")
-    for command in ("score", "compare"):
+    for command in ("compare", "calibrate"):
         result = CliRunner().invoke(
-            app, [command, str(tmp_path / "absent.jsonl"), "--judge", str(judge)]
+            app,
+            [command, str(tmp_path / "absent.jsonl"), "--judge", str(judge), "--label", "h"][
+                : 6 if command == "calibrate" else 4
+            ],
         )
         assert result.exit_code != 0
         assert "a listwise judge scores the completions of one prompt against each other" in (
             result.output
         )
+    # `score` judges groups with it (group mode): the data is read, and here it is absent
+    result = CliRunner().invoke(
+        app, ["score", str(tmp_path / "absent.jsonl"), "--judge", str(judge)]
+    )
+    assert result.exit_code == 1 and "absent.jsonl: no such file or directory" in result.output
 
 
 def test_fingerprints_ignore_settings_left_at_their_defaults() -> None:

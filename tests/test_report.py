@@ -157,3 +157,60 @@ def test_report_without_matplotlib_says_so(tmp_path: Path, monkeypatch: pytest.M
     assert 'Plots skipped: matplotlib is not installed (pip install "rftjudge[plot]")' in (
         written["report"].read_text()
     )
+
+
+def test_verdict_is_the_sampled_integer_and_the_weighted_value_is_correlated() -> None:
+    record = {
+        "ok": True,
+        "score": 0.6,
+        "criteria": {"q": 3.4},  # weighted: what the score is made of
+        "criteria_sampled": {"q": 4},  # what the judge wrote
+        "expected": {"q": 3.4},
+    }
+    result = calibrate_records(ONE, {0: record}, {0: 4})
+    assert result.pred == (4,) and result.scores == (3.4,)
+
+
+def test_disagreements_name_the_rows(tmp_path: Path) -> None:
+    records = {
+        i: {**rubric_record(judge), "id": f"s{i}", "rationale": f"why {i} | with a pipe\nand more"}
+        for i, judge in enumerate([1, 2, 5, 4, 3])
+    }
+    labels = {0: 1, 1: 4, 2: 4, 3: 4, 4: 1}
+    result = calibrate_records(ONE, records, labels)
+    assert [(d["index"], d["id"], d["judge"], d["human"]) for d in result.disagreements] == [
+        (1, "s1", 2, 4),  # a difference of 2 first
+        (4, "s4", 3, 1),
+        (2, "s2", 5, 4),
+    ]
+    assert result.disagreements[0]["rationale"] == "why 1 | with a pipe\nand more"
+    written = write_report(result, tmp_path, plots=False)
+    metrics = json.loads(written["metrics"].read_text())
+    assert metrics["disagreements"][0] == {
+        "index": 1,
+        "id": "s1",
+        "judge": 2,
+        "human": 4,
+        "rationale": "why 1 | with a pipe\nand more",
+    }
+    text = written["report"].read_text()
+    assert "## Disagreements" in text
+    assert "3 of 5 compared rows, largest difference first" in text
+    assert "| 1 | s1 | 2 | 4 | why 1 \\| with a pipe and more |" in text
+    agreeing = calibrate_records(ONE, {0: rubric_record(3)}, {0: 3})
+    assert agreeing.disagreements == ()
+    assert (
+        "agrees with every compared label"
+        in write_report(agreeing, tmp_path / "b", plots=False)["report"].read_text()
+    )
+
+
+def test_preference_disagreements_without_ids() -> None:
+    records = {
+        0: {"ok": True, "winner": "A", "prob_a": 0.9, "rationale": "A is right"},
+        1: {"ok": True, "winner": "tie", "prob_a": 0.5, "rationale": "same"},
+    }
+    result = calibrate_records(PREF, records, {0: "A", 1: "B"})
+    assert result.disagreements == (
+        {"index": 1, "judge": "tie", "human": "B", "rationale": "same"},
+    )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +22,15 @@ from rftjudge import (
     ConfigurationError,
     Criterion,
     FunctionClient,
+    ListwiseJudge,
     PreferenceJudge,
     RubricJudge,
 )
 from rftjudge.app.config import DEFAULT_PREFERENCE_JUDGE, JudgeConfig, Price
 from rftjudge.app.scoring import (
+    BadRow,
     Columns,
+    OutputFailed,
     RunAborted,
     current_results,
     judge_plan,
@@ -34,6 +41,8 @@ from rftjudge.app.scoring import (
     sort_results,
     summarize,
 )
+
+from support.listwise import ListwiseScript
 
 ROWS = [
     {"id": f"r{i}", "prompt": f"question {i}", "response": f"answer {i}", "reference": None}
@@ -89,14 +98,6 @@ def test_jsonl_json_csv_tsv_readers(tmp_path: Path) -> None:
 
 
 def test_reader_errors_name_the_place(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "p"}\n{oops\n')
-    with pytest.raises(ConfigurationError, match=r"bad.jsonl: line 2: invalid JSON"):
-        list(read_rows(bad))
-    scalar = tmp_path / "scalar.jsonl"
-    scalar.write_text("[1, 2]\n")
-    with pytest.raises(ConfigurationError, match="line 1: expected a JSON object"):
-        list(read_rows(scalar))
     odd = tmp_path / "data.xlsx"
     odd.write_text("x")
     with pytest.raises(ConfigurationError, match=r"unknown data format '\.xlsx'"):
@@ -105,6 +106,74 @@ def test_reader_errors_name_the_place(tmp_path: Path) -> None:
     notjson.write_text('{"a": 1}')
     with pytest.raises(ConfigurationError, match="expected a JSON list of objects"):
         list(read_rows(notjson))
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("prompt,response\ncaf\xe9,r\n".encode("latin-1"))
+    with pytest.raises(ConfigurationError, match=r"l.csv: not UTF-8"):
+        list(read_rows(latin1))
+
+
+def test_a_missing_path_is_an_error_naming_it_not_a_hub_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # any Hub attempt would fail differently
+    with pytest.raises(ConfigurationError, match=r"^\S*nope.jsonl: no such file or directory$"):
+        read_rows(tmp_path / "nope.jsonl")
+    with pytest.raises(ConfigurationError, match=r"org/name: no such .* written hf:org/name"):
+        read_rows("org/name")
+    with pytest.raises(ImportError, match=r"hf:org/name: .*needs the datasets package"):
+        list(read_rows("hf:org/name"))  # the Hub only for an explicit hf: prefix
+    with pytest.raises(ConfigurationError, match="hf: needs a dataset name"):
+        read_rows("hf:")
+
+
+def test_unreadable_jsonl_lines_become_error_records_at_their_index(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    good = [json.dumps({"prompt": f"question {i}", "response": f"answer {i}"}) for i in range(4)]
+    data.write_bytes(
+        "\n".join([good[0], "{oops", good[1], "[1, 2]", good[2], "", good[3]]).encode()
+        + b'\n{"prompt": "\xff"}\n'  # not UTF-8
+    )
+    rows = list(read_rows(data))
+    assert len(rows) == 7 and [isinstance(r, BadRow) for r in rows] == [
+        False, True, False, True, False, False, True,
+    ]  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    stats = asyncio.run(run_plan(rubric(by_number), plan_run(rows, out)))
+    assert (stats.judged, stats.failed) == (7, 3)
+    records = latest_results(out)
+    assert sorted(records) == list(range(7))  # no row lost, none shifted
+    assert records[1]["error"] == {
+        "kind": "input",
+        "type": "UnreadableRow",
+        "message": records[1]["error"]["message"],
+    }
+    assert records[1]["error"]["message"].startswith("d.jsonl: line 2: invalid JSON")
+    assert records[3]["error"]["message"] == "d.jsonl: line 4: expected a JSON object, got list"
+    assert records[6]["error"]["message"].startswith("d.jsonl: line 8: invalid JSON")
+    for index, number in ((0, 0), (2, 1), (4, 2), (5, 3)):  # each good row judged as itself
+        assert records[index]["criteria"] == {"q": float(1 + number % 5)}
+    assert plan_run(read_rows(data), out).pending == []  # resumes like any failed row
+    data.write_bytes(data.read_bytes().replace(b"{oops", good[3].encode()))  # line 2 fixed
+    assert [i for i, _ in plan_run(read_rows(data), out).pending] == [1]  # only that row
+
+
+def test_csv_rows_with_the_wrong_field_count_are_error_records(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "prompt,response\nquestion 0,answer 0\nquestion 1,answer 1,extra\n\n"
+        "question 2\nquestion 3,answer 3\n"
+    )
+    out = tmp_path / "out.jsonl"
+    asyncio.run(run_plan(rubric(by_number), plan_run(read_rows(data), out)))
+    records = latest_results(out)
+    assert sorted(records) == [0, 1, 2, 3]
+    assert records[1]["error"]["message"] == (
+        "d.csv: row 2 (line 3): 3 fields where the header has 2"
+    )
+    assert records[2]["error"]["message"] == (
+        "d.csv: row 3 (line 5): 1 fields where the header has 2"
+    )
+    assert records[3]["ok"] and records[3]["criteria"] == {"q": 4.0}  # not shifted
 
 
 def test_parquet_reader(tmp_path: Path) -> None:
@@ -137,7 +206,9 @@ def test_saved_and_hub_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     assert list(read_rows("hf:org/set", split="validation")) == [{"prompt": "p", "response": "r"}]
-    assert list(read_rows("org/other")) == [{"prompt": "p", "response": "r"}]
+    assert list(read_rows("hf:org/other")) == [{"prompt": "p", "response": "r"}]
+    with pytest.raises(ConfigurationError, match="no such file"):
+        read_rows("org/unprefixed")
     assert calls == [("org/set", "validation"), ("org/other", "train")]
 
 
@@ -361,3 +432,149 @@ def test_summary_bins_continuous_scores() -> None:
     distribution = summarize(records, rows=20).distribution
     assert sum(distribution.values()) == 20
     assert next(iter(distribution)) == "0.0-0.1" and distribution["0.9-1.0"] == 2
+
+
+# -- the results file: nothing paid for is lost -----------------------------------------------------
+
+
+async def test_a_line_cut_inside_a_multibyte_character_does_not_stop_the_resume(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    await run_plan(rubric(lambda r: verdict(3).replace("gave", "gave é →")), plan_run(ROWS, out))
+    written = out.read_bytes()
+    assert written.isascii()  # ensure_ascii: a cut can never split a character again
+    assert latest_results(out)[0]["rationale"] == "gave é → 3"
+    # a file written by another tool (or an older rftjudge) whose last line was cut mid-character
+    cut = '{"index": 5, "ok": true, "rationale": "é'.encode()[:-1]
+    out.write_bytes(
+        b"".join(line for line in written.splitlines(True) if b'"index": 5' not in line) + cut
+    )
+    resumed = plan_run(ROWS, out)  # the old code raised UnicodeDecodeError here
+    assert [i for i, _ in resumed.pending] == [5]
+    await run_plan(rubric(by_number), resumed)
+    assert sorted(current_results(resumed)) == list(range(6))
+
+
+async def test_a_full_disk_keeps_the_finished_records_and_stops_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    real_write = os.write
+    records_written = 0
+
+    def full_after_two(fd: int, data: Any) -> int:
+        nonlocal records_written
+        if bytes(data[:10]) == b'{"index": ':  # a results line, not pytest's own output
+            records_written += 1
+            if records_written > 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_after_two)
+    with pytest.raises(OutputFailed, match=r"cannot write .*out.jsonl: No space left on device"):
+        await run_plan(rubric(by_number), plan_run(ROWS, out, judge_id="j"), window=1)
+    monkeypatch.setattr(os, "write", real_write)
+    kept = latest_results(out)
+    assert sorted(kept) == [0, 1] and all(r["ok"] for r in kept.values())
+    resumed = plan_run(ROWS, out, judge_id="j")
+    assert resumed.skipped == 2 and [i for i, _ in resumed.pending] == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+async def test_sorted_keeps_the_file_mode(tmp_path: Path, mode: int) -> None:
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(ROWS, out)
+    await run_plan(rubric(by_number), plan)
+    os.chmod(out, mode)
+    assert sort_results(plan) == 6
+    assert stat.S_IMODE(out.stat().st_mode) == mode  # mkstemp's 0600 before
+    assert [r["index"] for r in lines(out)] == list(range(6))
+    assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]  # no temporary file left
+
+
+# -- group mode ------------------------------------------------------------------------------------
+
+
+GROUPED = [
+    {"id": "a1", "prompt": "p1", "response": "bad"},
+    {"id": "a2", "prompt": "p1", "response": "good"},
+    {"id": "a3", "prompt": "p1", "response": "fine"},
+    {"id": "b1", "prompt": "p2", "response": "good"},
+    {"id": "b2", "prompt": "p2", "response": "bad"},
+    {"id": "c1", "prompt": "p1", "response": "good"},  # p1 again, not consecutive: a new group
+]
+
+
+def listwise(script: ListwiseScript) -> ListwiseJudge:
+    return ListwiseJudge(FunctionClient(script), permutations=1)
+
+
+async def test_group_mode_judges_consecutive_rows_of_a_prompt_together(tmp_path: Path) -> None:
+    script = ListwiseScript({"bad": 1, "fine": 5, "good": 9})
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(GROUPED, out, grouped=True, judge_id="j")
+    assert plan.groups == [("1", [0, 1, 2]), ("2", [3, 4]), ("3", [5])]
+    stats = await run_plan(listwise(script), plan)
+    assert (stats.judged, stats.failed) == (6, 0)
+    assert sorted(len(items) for items in script.seen) == [1, 2, 3]  # one request per group
+    records = latest_results(out)
+    assert [records[i]["group"] for i in range(6)] == ["1", "1", "1", "2", "2", "3"]
+    assert [records[i]["score"] for i in range(5)] == pytest.approx([0.1, 0.9, 0.5, 0.9, 0.1])
+    assert records[1]["id"] == "a2" and records[0]["group_size"] == 3
+    assert sum("usage" in records[i] for i in range(3)) == 1  # the group's tokens, once
+    summary = summarize(records.values(), 6)
+    assert summary.requests == 3 and "0.9-1.0" in summary.distribution
+
+    assert plan_run(GROUPED, out, grouped=True, judge_id="j").pending == []
+    edited = [dict(r) for r in GROUPED]
+    edited[4]["response"] = "fine"  # one row changed: its whole group is judged again
+    again = plan_run(edited, out, grouped=True, judge_id="j")
+    assert again.groups == [("2", [3, 4])]
+    assert (again.skipped, again.changed) == (4, 2)
+
+
+async def test_group_mode_by_column_and_rows_that_cannot_join(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = [
+        {"g": "x", "prompt": "p", "response": "bad"},
+        {"g": "y", "prompt": "q", "response": "good"},
+        {"g": "x", "prompt": "p", "response": "good"},
+        {"g": "x", "prompt": "p", "response": None},
+        BadRow("d.jsonl: line 5: invalid JSON", "{oops"),
+        {"g": "y", "prompt": "other", "response": "fine"},
+    ]
+    out = tmp_path / "out.jsonl"
+    plan = plan_run(rows, out, grouped=True, columns=Columns(group="g"))
+    assert plan.groups == [("x", [0, 2, 3]), ("y", [1, 5]), ("row 4", [4])]
+    await run_plan(listwise(ListwiseScript({"bad": 1, "fine": 5, "good": 9})), plan)
+    records = latest_results(out)
+    assert (records[0]["score"], records[2]["score"]) == pytest.approx((0.1, 0.9))
+    assert records[3]["error"]["type"] == "MissingColumn"
+    assert records[4]["error"]["message"] == "d.jsonl: line 5: invalid JSON"
+    assert {records[i]["error"]["type"] for i in (1, 5)} == {"MixedPrompts"}
+
+
+def test_group_mode_needs_a_group_judge() -> None:
+    from rftjudge.app.scoring import check_judge_type
+
+    listwise_config = JudgeConfig(type="listwise")
+    check_judge_type(listwise_config, "score", grouped=True)
+    with pytest.raises(ConfigurationError, match="group mode needs a group judge"):
+        check_judge_type(
+            JudgeConfig(criteria=(Criterion(name="q", description="d"),)), "score", grouped=True
+        )
+    with pytest.raises(ConfigurationError, match="score groups of rows with `rftjudge score`"):
+        check_judge_type(listwise_config, "compare")
+
+
+def test_summary_bins_probability_weighted_scores_instead_of_listing_each() -> None:
+    scores = [0.17, 0.1725, 0.81, 0.8125, 0.83, 0.5, 0.52, 0.9999]
+    records = [{"ok": True, "score": s, "scoring": "expected", "samples": 1} for s in scores]
+    assert summarize(records, rows=8).distribution == {
+        "0.1-0.2": 2,
+        "0.5-0.6": 2,
+        "0.8-0.9": 3,
+        "0.9-1.0": 1,
+    }  # not eight decimals with a count of 1 each
+    sampled = [{"ok": True, "score": s, "scoring": "sampled"} for s in (0.0, 0.25, 0.25, 1.0)]
+    assert summarize(sampled, rows=4).distribution == {"0": 1, "0.25": 2, "1": 1}

@@ -10,13 +10,15 @@ again with the same arguments and gets a fresh, equivalent object (its own pools
 Objects shared by several judges (one client behind two judges) stay shared after unpickling,
 because pickle sends each object once.
 
-What travels is what was passed: an API key given as an argument travels with it (in plain text,
-inside the pickle); a key read from the environment is read again from the receiving process's
+What travels is what was passed: an API key given as an argument — by keyword or by position —
+is held as a ``SecretStr`` in the recipe (never a plain string in ``vars()``) and travels in plain
+text inside the pickle; a key read from the environment is read again from the receiving process's
 environment. Attributes changed after construction do not travel.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,9 @@ class Rebuildable:
         self = super().__new__(cls)
         # Secrets are held as SecretStr here too, as the clients hold them: never a plain string
         # in an attribute, a repr or a traceback's locals.
-        self._rebuild_args = (args, {k: _hide(k, v) for k, v in kwargs.items()})
+        secret = _secret_positions(cls)
+        hidden = tuple(_hide("api_key", a) if i in secret else a for i, a in enumerate(args))
+        self._rebuild_args = (hidden, {k: _hide(k, v) for k, v in kwargs.items()})
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -87,9 +91,24 @@ def _hide(name: str, value: Any) -> Any:
     return SecretStr(value) if isinstance(value, str) and _is_secret(name) else value
 
 
+def _secret_positions(cls: type[Any]) -> frozenset[int]:
+    """Indexes of the positional constructor parameters that hold secrets (``api_key``...)."""
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return frozenset()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return frozenset(i for i, p in enumerate(params) if p.kind in positional and _is_secret(p.name))
+
+
 def _rebuild(cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from pydantic import SecretStr
 
+    secret = _secret_positions(cls)
+    args = tuple(
+        a.get_secret_value() if isinstance(a, SecretStr) and i in secret else a
+        for i, a in enumerate(args)
+    )
     shown = {
         k: v.get_secret_value() if isinstance(v, SecretStr) and _is_secret(k) else v
         for k, v in kwargs.items()
@@ -107,9 +126,10 @@ def recipe(obj: Any) -> Any:
 
     if isinstance(obj, Rebuildable):
         args, kwargs = obj._rebuild_args
+        secret = _secret_positions(type(obj))
         return {
             "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
-            "args": [recipe(a) for a in args],
+            "args": [None if i in secret else recipe(a) for i, a in enumerate(args)],
             "kwargs": {
                 k: recipe(v)
                 for k, v in sorted(kwargs.items())

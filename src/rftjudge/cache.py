@@ -15,7 +15,10 @@ never cached. Sampled requests (temperature > 0) are cached only with ``cache_sa
 - :class:`SQLiteCache`: a file on disk (standard-library ``sqlite3`` in WAL mode), safe for several
   processes at once — the ranks of a multi-GPU run can share one file — and kept across runs.
 
-Any object with ``get(key) -> str | None`` and ``set(key, value)`` works (:class:`Cache`).
+Any object with ``get(key) -> str | None`` and ``set(key, value)`` works (:class:`Cache`). Clients
+call a cache off the event loop, each call within ``io_timeout`` seconds (then the judgment goes on
+without the cache, counted in ``stats.cache_skipped``), unless it says ``blocking = False``
+(:mod:`rftjudge.clients._cache_io`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def cache_key(url: str, content: bytes) -> str:
 class MemoryCache(Rebuildable):
     """A least-recently-used cache of at most ``maxsize`` responses, in this process's memory."""
 
+    blocking = False  # called inline on the event loop: a lookup is a dict access
+
     def __init__(self, maxsize: int = 10_000) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ConfigurationError(f"MemoryCache: maxsize must be an int >= 1, got {maxsize!r}")
@@ -98,13 +103,26 @@ class SQLiteCache(Rebuildable):
     WAL mode lets readers proceed while one process writes; ``timeout`` is how long a writer waits
     for another's lock. The connection is opened lazily and re-opened after a ``fork`` (a SQLite
     connection must not cross one). Entries never expire; delete the file to start afresh.
+
+    Clients call it in worker threads, never on the event loop; a call not finished within
+    ``io_timeout`` seconds (another process holding the write lock) is given up — a miss, or a
+    skipped write — and counted in the client's ``stats.cache_skipped``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    blocking = True
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, io_timeout: float = 1.0
+    ) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise ConfigurationError(f"SQLiteCache: {self.path} is a directory; give a file path")
+        if not (isinstance(io_timeout, int | float) and io_timeout > 0):
+            raise ConfigurationError(
+                f"SQLiteCache: io_timeout must be > 0 seconds, got {io_timeout!r}"
+            )
         self.timeout = float(timeout)
+        self.io_timeout = float(io_timeout)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0

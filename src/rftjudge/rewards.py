@@ -27,6 +27,7 @@ __all__ = [
     "completion_text",
     "reference_text",
     "trl_group_reward_func",
+    "trl_item_reward_func",
     "trl_reward_func",
 ]
 
@@ -111,6 +112,44 @@ def _rubrics(func_name: str, judge: Any, kwargs: Mapping[str, Any], n: int) -> d
             f"{func_name}: column {column!r} has {len(values)} values for {n} completions"
         )
     return {"rubrics": list(values)}
+
+
+def trl_item_reward_func(judge: BatchJudge, *, name: str | None = None) -> RewardFunc:
+    """TRL reward function for judges that read the whole data set row, not one reference column
+    (OpenAI graders' ``item``): ``judge.ajudge_batch(prompts, completions, items)`` where each item
+    is the row — ``prompt`` and every other column TRL passes — and completions keep their shape
+    (a conversation keeps its tool calls)."""
+    func_name = safe_name(name, judge.name)
+
+    async def reward_func(
+        prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        prompt_texts, completion_texts, _ = _inputs(
+            func_name, prompts, completions, {}, "reference"
+        )
+        columns = {
+            key: value
+            for key, value in kwargs.items()
+            if key not in _NOT_COLUMNS
+            and isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) == len(completions)
+        }
+        items = [
+            {"prompt": prompts[i], **{key: value[i] for key, value in columns.items()}}
+            for i in range(len(completions))
+        ]
+        outcomes = await judge.ajudge_batch(prompt_texts, list(completions), items)
+        rewards = [judge.reward_of(o) for o in outcomes]
+        _log(judge, func_name, outcomes, kwargs)
+        _log_length_bias(func_name, rewards, completion_texts, kwargs)
+        return rewards
+
+    return _named(reward_func, func_name)
+
+
+# What TRL passes a reward function besides data set columns.
+_NOT_COLUMNS = frozenset({"completion_ids", "trainer_state", "log_metric", "log_extra"})
 
 
 def trl_group_reward_func(

@@ -279,7 +279,7 @@ async def test_forced_tool_input_becomes_the_text(api: respx.MockRouter) -> None
         ("max_tokens", "length"),
         ("model_context_window_exceeded", "length"),
         ("refusal", "refusal"),
-        ("pause_turn", "pause_turn"),
+        ("pause_turn", "length"),
     ],
 )
 async def test_stop_reasons_are_normalised(

@@ -404,7 +404,6 @@ async def test_tool_use_input_becomes_the_text(api: respx.MockRouter, keyed: Bed
         ("model_context_window_exceeded", "length"),
         ("guardrail_intervened", "content_filter"),
         ("content_filtered", "content_filter"),
-        ("malformed_model_output", "malformed_model_output"),
     ],
 )
 async def test_stop_reasons(

@@ -260,7 +260,6 @@ async def test_parses_logprobs(api: respx.MockRouter, gemini: GeminiClient) -> N
         ("SAFETY", "content_filter"),
         ("RECITATION", "content_filter"),
         ("PROHIBITED_CONTENT", "content_filter"),
-        ("MALFORMED_FUNCTION_CALL", "malformed_function_call"),
     ],
 )
 async def test_finish_reasons(

@@ -69,7 +69,8 @@ async def test_rubric_judge_structured_output_and_logprobs(server: LocalJudgeSer
         assert judge.stats.failure_count == 0
         for judgment in outcomes:
             assert isinstance(judgment, Judgment)
-            assert judgment.criteria["helpfulness"] in {1.0, 2.0, 3.0, 4.0, 5.0}
+            assert judgment.criteria_sampled["helpfulness"] in {1, 2, 3, 4, 5}
+            assert 1.0 <= judgment.criteria["helpfulness"] <= 5.0  # weighted: between the points
             assert 0.0 <= judgment.score <= 1.0
             assert judgment.usage.requests >= 1 and judgment.usage.input_tokens > 0
         # logprob-weighted (expected) scores came out of the server's logprobs

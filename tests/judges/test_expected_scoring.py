@@ -69,8 +69,12 @@ def test_expected_value_with_forbidden_tokens_renormalised() -> None:
     result = judge.judge("q", "a")
     q = (4 * 0.5 + 5 * 0.25 + 3 * 0.05) / 0.8
     assert result.expected == pytest.approx({"quality": q, "tone": 1.6})
-    assert result.criteria == {"quality": 4.0, "tone": 2.0}  # sampled values kept
+    # criteria: the weighted values the score is made of; criteria_sampled: what was written
+    assert result.criteria == pytest.approx({"quality": q, "tone": 1.6})
+    assert result.criteria_sampled == {"quality": 4, "tone": 2}
     assert result.normalized["quality"] == pytest.approx((q - 1) / 4)
+    weighted = (result.normalized["quality"] + result.normalized["tone"]) / 2
+    assert result.score == pytest.approx(weighted)
     assert result.scoring == "expected"
     assert judge.stats.expected_fallbacks == 0
 
@@ -104,7 +108,8 @@ def test_multi_token_numbers_on_a_ten_point_scale() -> None:
     expected_quality = 0.6 * (0.75 * 10 + 0.25 * 1) + 0.4 * 9
     assert result.expected is not None
     assert result.expected["quality"] == pytest.approx(expected_quality)
-    assert result.criteria["quality"] == 10.0
+    assert result.criteria["quality"] == pytest.approx(expected_quality)
+    assert result.criteria_sampled["quality"] == 10
 
 
 def test_missing_logprobs_fall_back_to_sampled_and_are_counted() -> None:
@@ -181,6 +186,8 @@ def test_samples_average_distinct_seeds() -> None:
     judge = RubricJudge(client, criteria=CRITERIA, samples=3, temperature=0.7, seed=10)
     result = judge.judge("q", "a")
     assert result.samples == 3 and result.score == pytest.approx(0.5)
+    assert result.criteria == pytest.approx({"quality": 3.0, "tone": 3.0})  # the mean of 5, 3, 1
+    assert result.criteria_sampled["quality"] in {5, 3, 1}  # one sample's verdict
     assert sorted(c.seed for c in client.calls) == [10, 11, 12]
 
 

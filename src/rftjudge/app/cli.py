@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -35,8 +36,10 @@ from .._version import __version__
 from .config import DEFAULT_JUDGE, DEFAULT_PREFERENCE_JUDGE, JudgeConfig, fingerprint, load_config
 from .local import DEFAULT_PORT
 from .scoring import (
+    BadRow,
     Columns,
     Mode,
+    OutputFailed,
     Plan,
     Record,
     RunAborted,
@@ -55,13 +58,48 @@ F = TypeVar("F", bound=Callable[..., Any])
 _stderr = Console(stderr=True, highlight=False)
 
 
+def _one_line(text: str, limit: int = 1000) -> str:
+    """An error message as one line (a validation error or a server's answer can span many)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
     """Problems a user can fix become one clear line, not a traceback."""
     try:
         yield
-    except (JudgeError, ImportError) as exc:  # row failures never get here: they are results
-        raise click.ClickException(str(exc)) from None
+    except (JudgeError, ImportError, OutputFailed) as exc:  # row failures are results, not here
+        raise click.ClickException(_one_line(str(exc))) from None
+
+
+class _UsageLine(click.ClickException):
+    exit_code = 2  # click's code for a usage error
+
+
+class _App(click.Group):
+    """The command group; any other exception becomes one line too, unless ``--debug``.
+
+    What a user can cause (a missing file, a full disk, a file that is not UTF-8, a Hub dataset
+    that does not exist) ends as one ``Error:`` line and exit code 1; ``rftjudge --debug ...`` (or
+    ``RFTJUDGE_DEBUG=1``) shows the traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:  # one line instead of usage + hint + error; still exit 2
+            command = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            raise _UsageLine(f"{exc.format_message()} (see `{command} --help`)") from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug") or os.environ.get("RFTJUDGE_DEBUG"):
+                raise
+            what = "" if isinstance(exc, OSError) else f"{type(exc).__name__}: "
+            raise click.ClickException(
+                _one_line(f"{what}{exc}") + " (rerun as `rftjudge --debug ...` for the traceback)"
+            ) from None
 
 
 def _announce(message: str) -> None:
@@ -108,8 +146,13 @@ def _data_options(func: F) -> F:
 
 
 def _default_out(data: str, suffix: str) -> Path:
-    stem = Path(data).stem if Path(data).exists() else data.removeprefix("hf:")
-    return Path(re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + suffix)
+    """Next to the data (``dir/data.jsonl`` → ``dir/data.scores.jsonl``); for ``hf:NAME``, in the
+    current directory. The commands print where their results went."""
+    if data.startswith("hf:"):
+        return Path(re.sub(r"[^A-Za-z0-9_.-]+", "_", data.removeprefix("hf:")) + suffix)
+    path = Path(data)
+    stem = path.name if path.is_dir() else path.stem
+    return path.parent / (stem + suffix)
 
 
 @contextmanager
@@ -136,13 +179,14 @@ def _logging(verbose: bool) -> Iterator[None]:
         logger.setLevel(saved[2])
 
 
-def _judge_config(judge_file: Path | None, mode: Mode) -> JudgeConfig:
-    if judge_file is not None:
-        config = load_config(judge_file)
-        if config.type == "listwise":  # before any data is read: it judges groups, not rows
-            check_judge_type(config, mode)
-        return config
-    return DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
+def _judge_config(judge_file: Path | None, mode: Mode, *, groups: bool = False) -> JudgeConfig:
+    """The judge of a command; a listwise one is refused before any data is read, unless the
+    command judges ``groups`` (``score``, which then checks the judge itself)."""
+    default = DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
+    config = load_config(judge_file) if judge_file is not None else default
+    if config.type == "listwise" and not groups:
+        check_judge_type(config, mode)
+    return config
 
 
 def _run(config: JudgeConfig, plan: Plan, quiet: bool, ray_actors: int | None = None) -> None:
@@ -191,8 +235,10 @@ def _run(config: JudgeConfig, plan: Plan, quiet: bool, ray_actors: int | None = 
         raise SystemExit(130) from None
     except RunAborted as exc:
         raise click.ClickException(
-            f"{exc}\nNothing was recorded for the rows not yet judged; fix the problem and run "
-            "the same command again to resume."
+            _one_line(
+                f"{exc} — nothing was recorded for the rows not yet judged; fix the problem and "
+                "run the same command again to resume"
+            )
         ) from None
 
 
@@ -201,16 +247,17 @@ def _finish(config: JudgeConfig, plan: Plan, *, sort: bool, as_json: bool) -> No
         sort_results(plan)
     summary = summarize(current_results(plan).values(), plan.total, config.price)
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        click.echo(json.dumps({"results": str(plan.out), **summary.to_dict()}, indent=2))
     else:
         click.echo(f"results: {plan.out}")
         for line in summary.lines():
             click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rftjudge")
-def app() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (default: one line).")
+def app(debug: bool) -> None:
     """rftjudge: LLM-as-a-judge reward functions — judge data sets, calibrate judges, serve them."""
 
 
@@ -239,6 +286,13 @@ def app() -> None:
     "--ray-actors", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray."
 )
 @click.option(
+    "--group-column",
+    default=None,
+    help="Group mode: rows with the same value here are judged together by a group judge "
+    "(type: listwise, or preference). A listwise judge without it groups consecutive rows "
+    "that share a prompt.",
+)
+@click.option(
     "--parquet",
     "parquet",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -254,16 +308,23 @@ def score(
     as_json: bool,
     use_ray: bool,
     ray_actors: int,
+    group_column: str | None,
     parquet: Path | None,
     **common: Any,
 ) -> None:
-    """Score each row of DATA (JSONL, JSON, CSV, Parquet, a Hugging Face dataset) with a rubric
-    judge; one result line per row, written as soon as it is judged."""
+    """Score each row of DATA (JSONL, JSON, CSV, Parquet, a folder saved by `datasets`,
+    hf:NAME for the Hugging Face Hub) with a rubric judge; one result line per row, written as
+    soon as it is judged. With a listwise judge (or --group-column), the rows of a prompt are
+    judged together, as a group."""
     with _logging(common.pop("verbose")), _friendly_errors():
-        config = _judge_config(judge_file, "score")
-        columns = _columns(common, response=response_column)
+        config = _judge_config(judge_file, "score", groups=True)
+        grouped = group_column is not None or config.type == "listwise"
+        check_judge_type(config, "score", grouped=grouped)
+        if grouped and use_ray:
+            raise ConfigurationError("--ray judges rows one at a time: no group mode with it")
+        columns = _columns(common, response=response_column, group=group_column)
         out = output or _default_out(data, ".scores.jsonl")
-        plan = _plan(data, out, "score", columns, config, common)
+        plan = _plan(data, out, "score", columns, config, common, grouped=grouped)
         _run(config, plan, common["quiet"], ray_actors if use_ray else None)
         _finish(config, plan, sort=sort, as_json=as_json)
         if parquet is not None:
@@ -356,9 +417,10 @@ def calibrate(
             common, response=response_column, response_a=a_column, response_b=b_column
         )
         rows = list(read_rows(data, split=common["split"]))[: common["limit"]]
-        if rows and label_column not in rows[0]:
+        first = next((row for row in rows if not isinstance(row, BadRow)), None)
+        if first is not None and label_column not in first:
             raise ConfigurationError(
-                f"the data has no label column {label_column!r} (columns: {', '.join(rows[0])})"
+                f"the data has no label column {label_column!r} (columns: {', '.join(first)})"
             )
         folder = report_dir or _default_out(data, "-calibration")
         plan = plan_run(
@@ -409,6 +471,11 @@ def calibrate(
             click.echo(f"{name}: {value:.3f}")
     if result.cost is not None:
         click.echo(f"cost: ${result.cost:.4f}")
+    if result.disagreements:
+        click.echo(
+            f"disagreements: {len(result.disagreements)} rows (listed in report.md and "
+            "metrics.json)"
+        )
     if not no_plots and "confusion" not in written:
         _announce('plots skipped: matplotlib is not installed (pip install "rftjudge[plot]")')
 
@@ -470,7 +537,23 @@ def serve() -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def serve_openrlhf(judge_file: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--token",
+    envvar="RFTJUDGE_SERVER_TOKEN",
+    default=None,
+    help="Require this token (16+ characters) from clients: OpenRLHF sends it as "
+    "--reward.remote_url http://HOST:PORT/get_reward?token=TOKEN. Env: RFTJUDGE_SERVER_TOKEN.",
+)
+@click.option(
+    "--eos-token",
+    "eos_tokens",
+    multiple=True,
+    help="The policy's EOS token string, stripped from the end of each response (repeatable). "
+    "Default: common ones (<|im_end|>, <|endoftext|>, <|eot_id|>, </s>, <end_of_turn>).",
+)
+def serve_openrlhf(
+    judge_file: Path | None, host: str, port: int, token: str | None, eos_tokens: tuple[str, ...]
+) -> None:
     """OpenRLHF's remote reward model protocol (--reward.remote_url http://HOST:PORT/get_reward)."""
     from .config import judge_session
 
@@ -483,10 +566,21 @@ def serve_openrlhf(judge_file: Path | None, host: str, port: int) -> None:
             ) from None
         config = _judge_config(judge_file, "score")
         with judge_session(config, announce=_announce) as judge:
-            openrlhf.serve(judge, host=host, port=port)
+            openrlhf.serve(
+                judge,
+                host=host,
+                port=port,
+                token=token,
+                eos_token=list(eos_tokens) or list(openrlhf.COMMON_EOS_TOKENS),
+            )
 
 
-def _columns(common: dict[str, Any], **names: str) -> Columns:
+from .grade import grade  # noqa: E402 - `rftjudge grade` lives in its own module
+
+app.add_command(grade)
+
+
+def _columns(common: dict[str, Any], **names: Any) -> Columns:
     return Columns(
         prompt=common["prompt_column"],
         reference=common["reference_column"] or None,
@@ -540,7 +634,14 @@ def rubrics(
 
 
 def _plan(
-    data: str, out: Path, mode: Mode, columns: Columns, config: JudgeConfig, common: dict[str, Any]
+    data: str,
+    out: Path,
+    mode: Mode,
+    columns: Columns,
+    config: JudgeConfig,
+    common: dict[str, Any],
+    *,
+    grouped: bool = False,
 ) -> Plan:
     return plan_run(
         read_rows(data, split=common["split"]),
@@ -550,6 +651,7 @@ def _plan(
         judge_id=fingerprint(config),
         retry_failed=common["retry_failed"],
         limit=common["limit"],
+        grouped=grouped,
     )
 
 

@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .._datafile import check_document, read_capped
 from .._errors import ConfigurationError
+from .._key_variables import key_variable_problem
 from ..clients._ratelimit import RateLimits
 from ..clients._registry import client as make_client
 from ..clients.base import Client
@@ -111,7 +113,8 @@ class JudgeConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     client_options: dict[str, Any] = Field(default_factory=dict)  # provider-specific kwargs
-    limits: dict[str, Any] | None = None  # RateLimits(**limits): budgets, a shared backend
+    # RateLimits(**limits): budgets, a shared backend (out of the repr: its URL may hold a password)
+    limits: dict[str, Any] | None = Field(default=None, repr=False)
     # judge
     criteria: tuple[Criterion, ...] | None = None
     scale: tuple[int, int] | Literal["binary", "pass_fail"] | None = None
@@ -249,10 +252,13 @@ def load_config(path: str | Path) -> JudgeConfig:
     """Read and validate a judge config file (``.yaml``/``.yml``, ``.toml`` or ``.json``)."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_capped(file)
     except OSError as exc:
         raise ConfigurationError(f"{file}: cannot read the judge config ({exc.strerror})") from None
-    data = _parse_text(file, text)
+    try:
+        data = _parse_text(file, text)
+    except RecursionError:  # [[[[...]]]] thousands deep: the parsers recurse
+        raise ConfigurationError(f"{file}: the judge config is nested too deeply") from None
     config = parse_config(data, source=str(file))
     if config.template is not None:
         config = config.model_copy(update={"template": _resolve_template(config.template, file)})
@@ -265,6 +271,7 @@ def parse_config(data: object, *, source: str = "<config>") -> JudgeConfig:
         raise ConfigurationError(
             f"{source}: a judge config must be a mapping of fields, got {type(data).__name__}"
         )
+    check_document(data, source)
     try:
         config = JudgeConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -304,6 +311,14 @@ def _check_combination(config: JudgeConfig, source: str) -> None:
             f"{source}: field `api_key_env`: the local judge needs no key; set provider and "
             "model to use a hosted judge"
         )
+    _check_key_variable(config, source)
+
+
+def _check_key_variable(config: JudgeConfig, source: str) -> None:
+    if config.api_key_env is not None:
+        problem = key_variable_problem(config.api_key_env, config.provider)
+        if problem is not None:
+            raise ConfigurationError(f"{source}: field `api_key_env`: {problem}")
 
 
 def _parse_text(file: Path, text: str) -> object:
@@ -379,6 +394,7 @@ def build_client(config: JudgeConfig, *, source: str = "<config>") -> Client:
     if config.limits is not None:
         kwargs["limits"] = RateLimits(**config.limits)
     if config.api_key_env is not None:
+        _check_key_variable(config, source)  # also for a JudgeConfig built in Python
         key = os.environ.get(config.api_key_env)
         if not key:
             raise ConfigurationError(

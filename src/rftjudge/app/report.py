@@ -3,10 +3,10 @@
 The judgments come from :mod:`rftjudge.scoring` (one JSON record per row); the statistics from
 :mod:`rftjudge.calibration`. This module decides what is compared with what:
 
-- a rubric judge's verdict is its integer score for the chosen criterion (the only one, by
-  default) — or, over several criteria, the overall score mapped back onto the scale and rounded —
-  and its continuous score (the logprob-expected score where there is one) is what Spearman and
-  Pearson correlate with the labels;
+- a rubric judge's verdict is the integer it wrote for the chosen criterion (``criteria_sampled``;
+  the only criterion, by default) — or, over several criteria, the overall score mapped back onto
+  the scale and rounded — and its continuous value (``criteria``: the probability-weighted value
+  where there is one) is what Spearman and Pearson correlate with the labels;
 - a preference judge's verdict is its winner (``A``, ``B``, ``tie``); its ``prob_a`` is correlated
   with the label read as 1 / 0.5 / 0, and position consistency is the share of verdicts that
   survived the swap.
@@ -65,6 +65,10 @@ class Calibration:
     pred: tuple[Hashable, ...] = ()
     scores: tuple[float, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    disagreements: tuple[dict[str, Any], ...] = ()
+    """The compared rows where the judge's verdict differs from the label: ``index`` (the row),
+    ``id`` (when the data has one), ``judge``, ``human`` and the judge's ``rationale`` — the
+    largest differences first on a rubric scale."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -127,6 +131,7 @@ def calibrate_records(
     judged = failed = 0
     tokens = Counter[str]()
     flags: list[bool] = []
+    disagreements: list[dict[str, Any]] = []
     for index, label in sorted(usable.items()):
         record = records.get(index)
         if record is None:
@@ -142,6 +147,8 @@ def calibrate_records(
         truth.append(label)
         pred.append(verdict)
         scores.append(score)
+        if verdict != label:
+            disagreements.append(_disagreement(index, record, verdict, label))
         if record.get("consistent") is not None:
             flags.append(bool(record["consistent"]))
     attempted = judged + failed
@@ -182,7 +189,22 @@ def calibrate_records(
         pred=tuple(pred),
         scores=tuple(scores),
         notes=tuple(notes),
+        disagreements=tuple(_worst_first(disagreements, ordinal=kind == "rubric")),
     )
+
+
+def _disagreement(index: int, record: Record, verdict: Hashable, label: Hashable) -> dict[str, Any]:
+    found: dict[str, Any] = {"index": index}
+    if record.get("id") is not None:
+        found["id"] = record["id"]
+    found.update(judge=verdict, human=label, rationale=str(record.get("rationale") or "")[:500])
+    return found
+
+
+def _worst_first(found: list[dict[str, Any]], *, ordinal: bool) -> list[dict[str, Any]]:
+    if not ordinal:
+        return found
+    return sorted(found, key=lambda d: (-abs(float(d["judge"]) - float(d["human"])), d["index"]))
 
 
 def _blank(value: Any) -> bool:
@@ -204,9 +226,13 @@ def _verdict(
         fallback = {"A": 1.0, "B": 0.0}.get(winner, 0.5)
         return winner, float(prob) if isinstance(prob, int | float) else fallback
     if criterion is not None:
-        raw = float(record["criteria"][criterion])
+        value = float(record["criteria"][criterion])
+        sampled = record.get("criteria_sampled")
+        if sampled:  # the integer the judge wrote; ``criteria`` is what the score is made of
+            return int(sampled[criterion]), value
+        # a record of rftjudge 0.1: ``criteria`` held the sampled integer, ``expected`` the weighted
         expected = (record.get("expected") or {}).get(criterion)
-        return round(raw), float(expected) if expected is not None else raw
+        return round(value), float(expected) if expected is not None else value
     continuous = scale.low + float(record["score"]) * (scale.high - scale.low)
     return math.floor(continuous + 0.5), continuous
 
@@ -333,6 +359,7 @@ def _markdown(
         lines += ["![score distribution](scores.png)", ""]
     if plot_note:
         lines += [f"_{plot_note}_", ""]
+    lines += _disagreement_lines(result)
     for note in result.notes:
         lines += [f"_Note: {note}._", ""]
     lines += [
@@ -341,6 +368,36 @@ def _markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+_SHOWN = 50
+
+
+def _disagreement_lines(result: Calibration) -> list[str]:
+    """The rows to read first: where the judge and the human label differ."""
+    found = result.disagreements
+    lines = ["## Disagreements", ""]
+    if not found:
+        return [*lines, "The judge agrees with every compared label.", ""]
+    order = ", largest difference first" if result.kind == "rubric" else ""
+    lines += [
+        f"{len(found)} of {result.agreement.n} compared rows{order} (all of them in "
+        "`metrics.json`, under `disagreements`):",
+        "",
+        "| row | id | judge | human | judge's rationale |",
+        "|---|---|---|---|---|",
+    ]
+    for item in found[:_SHOWN]:
+        cells = [item["index"], item.get("id", ""), item["judge"], item["human"]]
+        rationale = " ".join(str(item["rationale"]).split())[:200]
+        lines.append("| " + " | ".join(_cell(c) for c in [*cells, rationale]) + " |")
+    if len(found) > _SHOWN:
+        lines.append(f"| … | {len(found) - _SHOWN} more in metrics.json | | | |")
+    return [*lines, ""]
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _plot(result: Calibration, folder: Path) -> dict[str, Path]:

@@ -10,52 +10,81 @@ Judging thousands of rows takes hours and costs money, so nothing may be lost or
 - a rerun with the same output skips rows whose line is already there with the same hash; a row
   whose input (or judge) changed gets a new line, and the newest line for an index wins;
 - errors that concern the whole run rather than one row (a wrong API key, an exhausted quota)
-  stop it without writing a line, so fixing the key and rerunning judges those rows.
+  stop it without writing a line, so fixing the key and rerunning judges those rows; a results
+  file that cannot be written (a full disk) stops it too, keeping every line written before
+  (:mod:`rftjudge.app._output`);
+- a row that cannot be read (a line that is not JSON, a CSV row with the wrong number of fields)
+  gets an error record at its own index, like a row whose judgment failed.
 
-Readers: JSONL, JSON (a list of objects), CSV, Parquet (pyarrow), a ``datasets`` folder saved with
-``save_to_disk`` or a Hugging Face Hub dataset name (when ``datasets`` is installed).
+Readers (:mod:`rftjudge.app._readers`): JSONL, JSON (a list of objects), CSV, Parquet (pyarrow), a
+``datasets`` folder saved with ``save_to_disk``, or ``hf:NAME`` for a Hugging Face Hub dataset.
+Group mode (a listwise judge, :mod:`rftjudge.app._grouped`) judges a group of rows in one go.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import hashlib
+import functools
 import itertools
-import json
 import logging
 import math
-import os
-import tempfile
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
 from .._errors import (
-    AuthenticationError,
     ConfigurationError,
     JudgeError,
-    QuotaExceededError,
 )
 from ..judges.base import BaseJudge
 from ..judges.rubric import with_rubric
+from ._grouped import judge_group, plan_groups
+from ._output import Appender, OutputFailed, latest_results, rewrite
+from ._plan import (
+    Columns,
+    Mode,
+    Plan,
+    Record,
+    RunAborted,
+    count,
+    error_fields,
+    input_hash,
+    input_problem,
+    row_hash,
+    row_status,
+    start_record,
+)
+from ._readers import BadRow, read_rows
 from .config import Announce, JudgeConfig, Price, ajudge_session
 
 logger = logging.getLogger("rftjudge")
 
 __all__ = [
+    "BadRow",
     "Columns",
+    "Mode",
+    "OutputFailed",
     "Plan",
+    "Record",
     "RunAborted",
     "RunStats",
     "Summary",
     "check_judge_type",
     "current_results",
+    "input_hash",
     "judge_plan",
     "judge_records",
     "latest_results",
@@ -66,185 +95,11 @@ __all__ = [
     "summarize",
 ]
 
-Mode = Literal["score", "compare"]
-Record = dict[str, Any]
-_RUN_LEVEL = (AuthenticationError, QuotaExceededError)
+_Appender = Appender  # the name the Ray integration imports
 _PARSE_KINDS = ("parse", "truncated")
 
 
-class RunAborted(Exception):
-    """A failure that no row can survive (authentication, quota): the run stopped."""
-
-    def __init__(self, cause: BaseException) -> None:
-        self.cause = cause
-        super().__init__(f"stopped: {cause}")
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which data set columns hold what the judge needs."""
-
-    prompt: str = "prompt"
-    response: str = "response"
-    reference: str | None = "reference"
-    response_a: str = "response_a"
-    response_b: str = "response_b"
-    id: str | None = "id"
-    rubric: str | None = "rubric"
-    """Per-row rubrics, read when the judge takes them (``RubricJudge.rubric_column``)."""
-
-    def judged(self, mode: Mode) -> tuple[str, ...]:
-        if mode == "score":
-            return (self.prompt, self.response)
-        return (self.prompt, self.response_a, self.response_b)
-
-
-# -- reading data --------------------------------------------------------------------------------
-
-
-def read_rows(source: str | Path, *, split: str | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of a data set as dicts, streamed where the format allows."""
-    path = Path(source)
-    if path.is_dir():
-        return _read_saved_dataset(path, split)
-    if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            return _read_jsonl(path)
-        if suffix == ".json":
-            return _read_json(path)
-        if suffix in (".csv", ".tsv"):
-            return _read_csv(path, "\t" if suffix == ".tsv" else ",")
-        if suffix == ".parquet":
-            return _read_parquet(path)
-        raise ConfigurationError(
-            f"{path}: unknown data format {suffix!r}; use .jsonl, .json, .csv, .tsv or .parquet"
-        )
-    name = str(source).removeprefix("hf:")
-    return _read_hub_dataset(name, split, missing_file=not str(source).startswith("hf:"))
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise ConfigurationError(f"{path}: line {number}: invalid JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise ConfigurationError(f"{path}: line {number}: expected a JSON object")
-            yield row
-
-
-def _read_json(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ConfigurationError(f"{path}: invalid JSON ({exc})") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ConfigurationError(f"{path}: expected a JSON list of objects")
-    yield from rows
-
-
-def _read_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        yield from csv.DictReader(handle, delimiter=delimiter)
-
-
-def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
-    except ImportError:
-        raise ImportError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow") from None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        yield from batch.to_pylist()
-
-
-def _datasets_module(what: str) -> Any:
-    try:
-        import datasets  # type: ignore[import-untyped, import-not-found, unused-ignore]
-    except ImportError:
-        raise ImportError(f"{what} needs the datasets package: pip install datasets") from None
-    return datasets
-
-
-def _read_saved_dataset(path: Path, split: str | None) -> Iterator[dict[str, Any]]:
-    datasets = _datasets_module(f"{path}: reading a saved Hugging Face dataset")
-    data = datasets.load_from_disk(str(path))
-    yield from _pick_split(data, split, str(path))
-
-
-def _read_hub_dataset(
-    name: str, split: str | None, *, missing_file: bool
-) -> Iterator[dict[str, Any]]:
-    try:
-        datasets = _datasets_module(f"{name!r} is not a file; loading it from the Hugging Face Hub")
-    except ImportError as exc:
-        if missing_file:
-            raise ConfigurationError(f"{name}: no such data file ({exc})") from None
-        raise
-    data = datasets.load_dataset(name, split=split or "train")
-    yield from _pick_split(data, None, name)
-
-
-def _pick_split(data: Any, split: str | None, name: str) -> Iterator[dict[str, Any]]:
-    if isinstance(data, Mapping):  # a DatasetDict: one split of it
-        splits = list(data.keys())
-        chosen = split or ("train" if "train" in splits else None)
-        if chosen is None or chosen not in splits:
-            raise ConfigurationError(
-                f"{name}: choose a split with --split (splits: {', '.join(splits)})"
-            )
-        data = data[chosen]
-    for row in data:
-        yield dict(row)
-
-
 # -- planning a (re)run ----------------------------------------------------------------------------
-
-
-def input_hash(values: Sequence[Any], judge_id: str = "") -> str:
-    """Digest of the judged fields and the judge's settings: a change in either means re-judge."""
-    canonical = json.dumps([judge_id, *values], ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def latest_results(out: Path) -> dict[int, Record]:
-    """The newest record per row index in an output file (unreadable lines are ignored: a kill can
-    leave a half-written last line, which its rerun simply replaces)."""
-    results: dict[int, Record] = {}
-    if not out.exists():
-        return results
-    with out.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("index"), int):
-                results[record["index"]] = record
-    return results
-
-
-@dataclass
-class Plan:
-    """What a (re)run must judge, and what is already done."""
-
-    mode: Mode
-    columns: Columns
-    out: Path
-    judge_id: str
-    hashes: dict[int, str] = field(default_factory=dict)
-    pending: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    skipped: int = 0
-    changed: int = 0
-    retried: int = 0
-
-    @property
-    def total(self) -> int:
-        return len(self.hashes)
 
 
 def plan_run(
@@ -256,36 +111,37 @@ def plan_run(
     judge_id: str = "",
     retry_failed: bool = False,
     limit: int | None = None,
+    grouped: bool = False,
 ) -> Plan:
-    """Compare the data with what ``out`` already holds; raises if a judged column is absent."""
+    """Compare the data with what ``out`` already holds; raises if a judged column is absent.
+
+    ``grouped``: group mode (a group judge, e.g. listwise) — rows with the same
+    ``columns.group`` value, or consecutive rows sharing a prompt, are judged together and
+    re-judged together when any of them changed (see :mod:`rftjudge.app._grouped`).
+    """
     columns = columns or Columns()
     plan = Plan(mode=mode, columns=columns, out=Path(out), judge_id=judge_id)
     done = latest_results(plan.out)
+    checked = False
+    kept: list[tuple[int, dict[str, Any]]] = []
     for index, row in enumerate(rows):
         if limit is not None and index >= limit:
             break
-        if index == 0:
+        if not checked and not isinstance(row, BadRow):
             _check_columns(row, columns, mode)
-        hashed = _hashed(columns, mode)
-        if columns.rubric and columns.rubric in row:  # data without rubrics keeps its old hashes
-            hashed = (*hashed, columns.rubric)
-        digest = input_hash([row.get(c) for c in hashed], judge_id)
-        plan.hashes[index] = digest
-        previous = done.get(index)
-        if previous is not None and previous.get("input_hash") == digest:
-            if previous.get("ok") or not retry_failed:
-                plan.skipped += 1
-                continue
-            plan.retried += 1
-        elif previous is not None:
-            plan.changed += 1
-        plan.pending.append((index, dict(row)))
+            checked = True
+        row = row if isinstance(row, BadRow) else dict(row)
+        if grouped:
+            kept.append((index, row))
+            continue
+        plan.hashes[index] = row_hash(row, columns, mode, judge_id)
+        status = row_status(plan.hashes[index], done.get(index), retry_failed)
+        count(plan, status)
+        if status != "skip":
+            plan.pending.append((index, row))
+    if grouped:
+        plan_groups(plan, kept, done, retry_failed)
     return plan
-
-
-def _hashed(columns: Columns, mode: Mode) -> tuple[str, ...]:
-    judged = columns.judged(mode)
-    return (*judged, columns.reference) if columns.reference else judged
 
 
 def _check_columns(row: Mapping[str, Any], columns: Columns, mode: Mode) -> None:
@@ -331,7 +187,7 @@ async def run_plan(
     """
     stats = RunStats()
     plan.out.parent.mkdir(parents=True, exist_ok=True)
-    with _Appender(plan.out) as append:
+    with Appender(plan.out) as append:
         async with aclosing(judge_records(judge, plan, window=window)) as records:
             async for record in records:
                 append(record)
@@ -360,13 +216,13 @@ async def judge_records(
     ``contextlib.aclosing``).
     """
     limit = window or 2 * int(getattr(judge.client, "max_concurrency", 8))
-    in_flight: set[asyncio.Task[Record]] = set()
-    todo = iter(plan.pending if rows is None else rows)
+    in_flight: set[asyncio.Task[list[Record]]] = set()
+    todo = _units(judge, plan, rows)
     try:
         while True:
-            # keep ``limit`` rows in flight; yield each record as soon as its row is done
-            for index, row in itertools.islice(todo, limit - len(in_flight)):
-                in_flight.add(asyncio.create_task(_judge_row(judge, plan, index, row)))
+            # keep ``limit`` rows (groups) in flight; yield each record as soon as it is done
+            for unit in itertools.islice(todo, limit - len(in_flight)):
+                in_flight.add(asyncio.create_task(unit()))
             if not in_flight:
                 return
             done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -382,8 +238,27 @@ async def judge_records(
             await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-def _outcomes(done: set[asyncio.Task[Record]]) -> tuple[list[Record], BaseException | None]:
-    """The records of finished rows, and the first run-level abort among them (if any)."""
+Unit = Callable[[], Coroutine[Any, Any, list[Record]]]
+
+
+def _units(
+    judge: BaseJudge[Any], plan: Plan, rows: Iterable[tuple[int, dict[str, Any]]] | None
+) -> Iterator[Unit]:
+    """What is judged as one task: a row, or in group mode a whole group."""
+    if plan.groups is not None and rows is None:
+        by_index = dict(plan.pending)
+        for key, members in plan.groups:
+            group = [(i, by_index[i]) for i in members]
+            yield functools.partial(judge_group, judge, plan, key, group)
+        return
+    for index, row in plan.pending if rows is None else rows:
+        yield functools.partial(_judge_row, judge, plan, index, row)
+
+
+def _outcomes(
+    done: set[asyncio.Task[list[Record]]],
+) -> tuple[list[Record], BaseException | None]:
+    """The records of finished tasks, and the first run-level abort among them (if any)."""
     records: list[Record] = []
     abort: BaseException | None = None
     for task in done:
@@ -391,18 +266,18 @@ def _outcomes(done: set[asyncio.Task[Record]]) -> tuple[list[Record], BaseExcept
         if error is not None:
             abort = abort or error
             continue
-        records.append(task.result())
+        records.extend(task.result())
     return records, abort
 
 
-async def _judge_row(judge: BaseJudge[Any], plan: Plan, index: int, row: dict[str, Any]) -> Record:
+async def _judge_row(
+    judge: BaseJudge[Any], plan: Plan, index: int, row: dict[str, Any]
+) -> list[Record]:
     columns = plan.columns
-    record: Record = {"index": index, "input_hash": plan.hashes[index]}
-    if columns.id and columns.id in row:
-        record["id"] = row[columns.id]
-    missing = [c for c in columns.judged(plan.mode) if row.get(c) is None]
-    if missing:
-        return {**record, **_failure("input", "MissingColumn", f"no value in {missing}")}
+    record = start_record(plan, index, row)
+    problem = input_problem(plan, row)
+    if problem is not None:
+        return [{**record, **problem}]
     reference = row.get(columns.reference) if columns.reference else None
     if reference == "":
         reference = None  # an empty CSV cell is no reference
@@ -415,12 +290,9 @@ async def _judge_row(judge: BaseJudge[Any], plan: Plan, index: int, row: dict[st
             outcome = await _compare(judge, row, columns)
     except ConfigurationError as exc:  # this row's values are unusable (e.g. not text)
         outcome = exc
-    if isinstance(outcome, _RUN_LEVEL):
-        raise RunAborted(outcome)
     if isinstance(outcome, BaseException):
-        kind = outcome.kind if isinstance(outcome, JudgeError) else "internal"
-        return {**record, **_failure(kind, type(outcome).__name__, str(outcome))}
-    return {**record, "ok": True, **_dump(outcome)}
+        return [{**record, **error_fields(outcome)}]
+    return [{**record, "ok": True, **_dump(outcome)}]
 
 
 async def _compare(judge: Any, row: Mapping[str, Any], columns: Columns) -> Any:
@@ -435,10 +307,6 @@ async def _compare(judge: Any, row: Mapping[str, Any], columns: Columns) -> Any:
         if not isinstance(exc, JudgeError):
             logger.exception("rftjudge: comparison failed with an unexpected error")
         return exc
-
-
-def _failure(kind: str, error_type: str, message: str) -> Record:
-    return {"ok": False, "error": {"kind": kind, "type": error_type, "message": message[:2000]}}
 
 
 def _dump(outcome: Any) -> Record:
@@ -461,37 +329,12 @@ async def judge_plan(
     ``plan`` with it. Nothing is started when the plan has nothing left to judge."""
     if not plan.pending:
         return RunStats()
-    check_judge_type(config, plan.mode)
+    check_judge_type(config, plan.mode, grouped=plan.groups is not None)
     session = (
         ajudge_session(config) if announce is None else ajudge_session(config, announce=announce)
     )
     async with session as judge:
         return await run_plan(judge, plan, window=window, on_record=on_record)
-
-
-class _Appender:
-    """Append-and-flush writer; starts on a fresh line if a kill left the last one unfinished."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> Callable[[Record], None]:
-        needs_newline = False
-        if self.path.exists() and self.path.stat().st_size:
-            with self.path.open("rb") as existing:
-                existing.seek(-1, os.SEEK_END)
-                needs_newline = existing.read(1) != b"\n"
-        self._file = self.path.open("a", encoding="utf-8")
-        if needs_newline:
-            self._file.write("\n")
-        return self.append
-
-    def append(self, record: Record) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._file.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
 
 
 # -- after the run ---------------------------------------------------------------------------------
@@ -507,17 +350,10 @@ def current_results(plan: Plan) -> dict[int, Record]:
 
 
 def sort_results(plan: Plan) -> int:
-    """Rewrite the output in input order, keeping only current records (atomic replace)."""
+    """Rewrite the output in input order, keeping only current records (atomic replace; the
+    file keeps its permission bits). Raises :class:`OutputFailed` when it cannot be written."""
     records = current_results(plan)
-    fd, tmp = tempfile.mkstemp(dir=plan.out.parent, prefix=plan.out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for index in sorted(records):
-                handle.write(json.dumps(records[index], ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, plan.out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    rewrite(plan.out, (records[index] for index in sorted(records)))
     return len(records)
 
 
@@ -570,8 +406,16 @@ class Summary:
         return out
 
 
-def check_judge_type(config: JudgeConfig, mode: Mode) -> None:
-    """Rows are scored by a rubric judge and compared by a preference judge; say which otherwise."""
+def check_judge_type(config: JudgeConfig, mode: Mode, *, grouped: bool = False) -> None:
+    """Rows are scored by a rubric judge and compared by a preference judge; groups of rows are
+    scored by a group judge (listwise, or preference with its tournament); say which otherwise."""
+    if grouped:
+        if mode == "score" and config.type in ("listwise", "preference"):
+            return
+        raise ConfigurationError(
+            f"group mode needs a group judge (type: listwise or preference); a {config.type} "
+            "judge scores rows one at a time: drop --group-column"
+        )
     wanted = "rubric" if mode == "score" else "preference"
     if config.type == wanted:
         return
@@ -579,7 +423,8 @@ def check_judge_type(config: JudgeConfig, mode: Mode) -> None:
         raise ConfigurationError(
             f"a listwise judge scores the completions of one prompt against each other (a GRPO "
             f"group), not rows one at a time: {mode} rows with a judge config of type: {wanted}, "
-            "and use the listwise judge as a reward function (judge.as_reward_func())"
+            "or score groups of rows with `rftjudge score` (consecutive rows sharing a prompt, "
+            "or --group-column)"
         )
     command = "score" if config.type == "rubric" else "compare"
     raise ConfigurationError(
@@ -612,7 +457,11 @@ def summarize(records: Iterable[Record], rows: int, price: Price | None = None) 
         failed=len(records) - len(ok),
         missing=max(0, rows - len(records)),
         mean=math.fsum(scores) / len(scores) if scores else None,
-        distribution=_distribution(scores) if scores else dict(sorted(winners.items())),
+        distribution=(
+            _distribution(scores, discrete=all(map(_sampled_once, ok)))
+            if scores
+            else dict(sorted(winners.items()))
+        ),
         criteria_means={k: math.fsum(v) / len(v) for k, v in criteria.items()},
         failures=dict(failures),
         parse_failure_rate=(
@@ -626,11 +475,22 @@ def summarize(records: Iterable[Record], rows: int, price: Price | None = None) 
     )
 
 
-def _distribution(scores: Sequence[float]) -> dict[str, int]:
-    """Counts per distinct score when there are few (a Likert scale), else ten equal bins."""
+def _sampled_once(record: Record) -> bool:
+    """Whether a record's score comes from one sampled verdict: a point of the judge's scale.
+    Expected (probability-weighted), averaged and group scores are continuous."""
+    return (
+        record.get("scoring", "sampled") == "sampled"
+        and record.get("samples", 1) == 1
+        and "group" not in record
+    )
+
+
+def _distribution(scores: Sequence[float], *, discrete: bool = True) -> dict[str, int]:
+    """Counts per score when the scores are points of a scale (a few distinct sampled values),
+    else ten equal bins of [0, 1] — never one entry per distinct decimal."""
     distinct = sorted(set(round(s, 4) for s in scores))
-    if len(distinct) <= 11:
+    if discrete and len(distinct) <= 11:
         counts = Counter(round(s, 4) for s in scores)
         return {f"{v:g}": counts[v] for v in distinct}
-    bins = Counter(min(int(s * 10), 9) for s in scores)
+    bins = Counter(min(max(int(s * 10 + 1e-6), 0), 9) for s in scores)  # 0.8999999997 is 0.9
     return {f"{b / 10:.1f}-{(b + 1) / 10:.1f}": bins[b] for b in range(10) if bins[b]}

@@ -8,17 +8,16 @@ they read a :class:`~rftjudge.ChatRequest`.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from .._errors import ServerError
 from .._types import Message
+from ._params import rejected_fields
 
-__all__ = ["Turn", "rejects_temperature", "split_system"]
+__all__ = ["Turn", "failed_generation", "rejects_temperature", "split_system"]
 
 Turn = tuple[Literal["user", "assistant"], str]
-
-_OPUS_VERSION = re.compile(r"claude-opus-(\d+)(?:[-.](\d{1,2})(?!\d))?")
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Turn]]:
@@ -41,18 +40,28 @@ def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Turn]]:
 
 
 def rejects_temperature(model: str) -> bool:
-    """Whether ``model`` is a Claude model known to reject ``temperature`` (Opus 4.7 and later).
+    """Whether ``model`` is a Claude model known to reject ``temperature`` (Opus 4.7 and later, the
+    Claude 5 family; see :mod:`rftjudge.clients._params`, which holds the table).
 
-    Unconfirmed, from third-party reports: those models answer 400 "`temperature` is deprecated for
-    this model", on Anthropic's API and on Bedrock alike. Matching the id (``claude-opus-4-7``,
-    ``us.anthropic.claude-opus-4-7-v1:0``) lets the clients omit the field by default; users override
-    with ``send_temperature=True/False``. A date suffix (``claude-opus-4-20250514``) is not a minor
-    version.
+    Users override with ``send_temperature=True/False``.
     """
-    if not isinstance(model, str):
-        return False  # the client's own validation names the bad model
-    match = _OPUS_VERSION.search(model.lower())
-    if match is None:
-        return False
-    version = (int(match.group(1)), int(match.group(2) or 0))
-    return version >= (4, 7)
+    return "temperature" in rejected_fields("anthropic", model)
+
+
+def failed_generation(
+    reason: str, *, provider: str, model: str, headers: Mapping[str, str], request_id_header: str
+) -> ServerError:
+    """The error for a 200 whose stop reason says generation failed (Bedrock
+    ``malformed_model_output``, SGLang ``abort``, Gemini ``MALFORMED_FUNCTION_CALL`` …).
+
+    A :class:`~rftjudge.ServerError`, so the send shell retries it like a 5xx: the same request
+    usually succeeds, and a verdict parser would only see half an answer.
+    """
+    return ServerError(
+        f"generation failed (stop reason {reason!r})",
+        status_code=200,
+        provider=provider,
+        model=model,
+        request_id=headers.get(request_id_header),
+        error_code=reason,
+    )

@@ -18,6 +18,10 @@ is the assistant prefix and whose ``output_schema`` is :func:`choice_schema` (``
 | SGLang | ``continue_final_message: true`` | ``regex: "(A|B|tie)"`` |
 | llama.cpp ``llama-server`` | automatic when the last message is the assistant's | ``grammar: root ::= "A" \\| "B"`` (GBNF) |
 
+llama-server refuses a prefill while the chat template's thinking is on ("Assistant response prefill
+is incompatible with enable_thinking", Qwen3-style templates), so its choice requests also send
+``chat_template_kwargs: {"enable_thinking": false}`` (ignored by templates without the variable).
+
 Others (OpenAI, Ollama, llama-cpp-python's server, which closes the assistant turn before
 generating) cannot, and their clients do not advertise ``Capabilities.prefill_choice``.
 """
@@ -80,7 +84,10 @@ def choice_fields(
     if server == "sglang":
         return {"continue_final_message": True, "regex": _alternation(choices)}
     if server == "llamacpp":
-        return {"grammar": "root ::= " + " | ".join(json.dumps(c) for c in choices)}
+        return {
+            "grammar": "root ::= " + " | ".join(json.dumps(c) for c in choices),
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
     raise ConfigurationError(
         f"server {server!r} cannot continue a prefilled assistant turn with constrained choices; "
         f"use one of {', '.join(sorted(PREFILL_SERVERS))} (OpenAIClient(server=...))"

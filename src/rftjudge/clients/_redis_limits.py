@@ -43,7 +43,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import RateLimitBackendError
 from .._limits import ConcurrencyLimiter
@@ -55,107 +54,14 @@ from ._ratelimit import (
     RateLimitSnapshot,
     SystemClock,
 )
+from ._redis_scripts import ACQUIRE, BUCKETS, REFRESH, RELEASE, bucket_args
+from ._secrets import redact_url, url_secrets
 
-__all__ = ["RateLimitBackendError", "RedisRateLimiter", "redact_url"]
+__all__ = ["RateLimitBackendError", "RedisRateLimiter", "redact_url", "url_secrets"]
 
 logger = logging.getLogger("rftjudge")
 T = TypeVar("T")
 _CONNECTIONS = 32  # per process and event loop
-
-# KEYS: leases, wake. ARGV: lease id, ttl ms, max in flight. Returns 1 when granted.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local reaped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZCARD', KEYS[1])
-if held >= limit then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl * 4)
-local spare = math.min(reaped, limit - held - 1)
-if spare > 0 then
-  for i = 1, spare do
-    redis.call('LPUSH', KEYS[2], '1')
-  end
-  redis.call('LTRIM', KEYS[2], 0, limit - 1)
-  redis.call('PEXPIRE', KEYS[2], ttl * 4)
-end
-return 1
-"""
-
-# KEYS: leases, wake. ARGV: lease id, max in flight, ttl ms.
-_RELEASE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[2], '1')
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 4)
-  return 1
-end
-return 0
-"""
-
-# KEYS: leases. ARGV: ttl ms, lease ids... Returns the ids that were no longer held.
-_REFRESH = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-local lost = {}
-for i = 2, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
-  else
-    table.insert(lost, ARGV[i])
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ttl * 4)
-return lost
-"""
-
-# KEYS: requests bucket, tokens bucket. ARGV: per bucket (rate per ms, capacity, amount); a rate
-# of 0 skips that bucket. Returns the wait in ms (as a string: Lua numbers become integers).
-_BUCKETS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local function take(key, rate, cap, amount)
-  if rate <= 0 or amount == 0 then
-    return 0
-  end
-  local state = redis.call('HMGET', key, 'level', 'stamp')
-  local level = tonumber(state[1]) or cap
-  local stamp = tonumber(state[2]) or now
-  if now > stamp then
-    level = math.min(cap, level + (now - stamp) * rate)
-    stamp = now
-  end
-  level = math.min(cap, level - amount)
-  redis.call('HSET', key, 'level', tostring(level), 'stamp', tostring(stamp))
-  redis.call('PEXPIRE', key, math.ceil(math.max(cap, -level) / rate) + 60000)
-  if level >= 0 then
-    return 0
-  end
-  return -level / rate
-end
-local a = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
-local b = take(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-return tostring(math.max(a, b))
-"""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (``redis://user:secret@host`` → ``redis://user:***@host``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***" if parts.username else ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 def _import_redis() -> Any:
     try:
         import redis.asyncio  # type: ignore[import-not-found, unused-ignore]
@@ -193,9 +99,9 @@ class _LoopState:
             socket_timeout=30.0,
         )
         self.client = redis.asyncio.Redis(connection_pool=pool)
-        self.acquire = self.client.register_script(_ACQUIRE)
-        self.release = self.client.register_script(_RELEASE)
-        self.buckets = self.client.register_script(_BUCKETS)
+        self.acquire = self.client.register_script(ACQUIRE)
+        self.release = self.client.register_script(RELEASE)
+        self.buckets = self.client.register_script(BUCKETS)
         self.gate = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -228,8 +134,8 @@ class RedisRateLimiter:
         prefix = f"rftjudge:{{{limits.key}}}"
         self._leases, self._wake = f"{prefix}:leases", f"{prefix}:wake"
         self._bucket_keys = [f"{prefix}:requests", f"{prefix}:tokens"]
-        self._requests = _bucket_args(limits.requests_per_minute, limits.burst_s)
-        self._tokens = _bucket_args(limits.tokens_per_minute, limits.burst_s)
+        self._requests = bucket_args(limits.requests_per_minute, limits.burst_s)
+        self._tokens = bucket_args(limits.tokens_per_minute, limits.burst_s)
         self.estimates_tokens = limits.tokens_per_minute is not None
         self._paced = limits.requests_per_minute is not None or self.estimates_tokens
         self._max = limits.max_in_flight
@@ -437,14 +343,6 @@ class RedisRateLimiter:
         )
 
 
-def _bucket_args(per_minute: float | None, burst_s: float) -> list[float]:
-    """(rate per ms, capacity) of a bucket, or (0, 0) for none: the same sizes as local buckets."""
-    if per_minute is None:
-        return [0.0, 0.0]
-    per_second = per_minute / 60.0
-    return [per_second / 1000.0, max(1.0, per_second * burst_s)]
-
-
 async def _close_state(state: _LoopState) -> None:
     if state.tasks:
         await asyncio.gather(*list(state.tasks), return_exceptions=True)
@@ -452,8 +350,9 @@ async def _close_state(state: _LoopState) -> None:
 
 
 def _scrub(text: str, url: str) -> str:
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _refresh_leases(
@@ -474,7 +373,7 @@ def _refresh_leases(
     client = redis.Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=5.0, socket_timeout=10.0
     )
-    refresh: Callable[..., Any] = client.register_script(_REFRESH)
+    refresh: Callable[..., Any] = client.register_script(REFRESH)
     try:
         while not stop.wait(ttl_ms / 3000.0):
             with lock:

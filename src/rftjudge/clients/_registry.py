@@ -52,14 +52,18 @@ def _openai(model: str, **kwargs: Any) -> Client:
     return OpenAIClient(model, **kwargs)
 
 
-def _server(default_url: str, mode: str) -> ProviderFactory:
-    """A factory for an OpenAI-compatible server with its own default URL and structured output."""
+def _server(family: str, default_url: str) -> ProviderFactory:
+    """A factory for an OpenAI-compatible server family with its own default URL.
+
+    The spec means exactly ``OpenAIClient(model, server=family)``: the family decides the
+    structured-output mode and whether exact reads (``prefill_choice``) are on.
+    """
 
     def factory(model: str, **kwargs: Any) -> Client:
         from .openai import OpenAIClient
 
         kwargs.setdefault("base_url", default_url)
-        kwargs.setdefault("structured_output", mode)
+        kwargs.setdefault("server", family)
         return OpenAIClient(model, **kwargs)
 
     return factory
@@ -100,12 +104,12 @@ BUILTIN_PROVIDERS: Mapping[str, ProviderFactory] = {
     "azure": _azure,
     "bedrock": _bedrock,
     "gemini": _gemini,
-    "llama-cpp-python": _server("http://localhost:8000/v1", "json_object_schema"),
-    "llamacpp": _server("http://localhost:8080/v1", "json_schema"),
+    "llama-cpp-python": _server("llama-cpp-python", "http://localhost:8000/v1"),
+    "llamacpp": _server("llamacpp", "http://localhost:8080/v1"),
     "ollama": _ollama,
     "openai": _openai,
-    "sglang": _server("http://localhost:30000/v1", "json_schema"),
-    "vllm": _server("http://localhost:8000/v1", "json_schema"),
+    "sglang": _server("sglang", "http://localhost:30000/v1"),
+    "vllm": _server("vllm", "http://localhost:8000/v1"),
 }
 
 

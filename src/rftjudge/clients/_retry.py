@@ -1,14 +1,11 @@
-"""Retry policy: which failures are retried, and how long to wait between tries.
+"""Retry policy: how often failures are retried, and how long to wait between tries.
 
-Classification lives with the error types the provider clients raise (each client maps its own error
-bodies onto :mod:`rftjudge._errors`); this module only decides *whether* and *when*:
-
-- retried: connection errors and timeouts, 408, 409, 429, 5xx (529 included);
-- never retried: other 4xx, and a 429 that says the quota is exhausted (waiting will not help);
-- an ``x-should-retry: true|false`` response header overrides the status;
-- the wait is the server's ``retry-after-ms`` / ``retry-after`` when it gives one — but only up to
-  ``max_retry_after`` seconds: a server asking for a longer pause makes the call fail fast instead of
-  stalling a training step; otherwise exponential backoff with jitter.
+*Whether* a failure is retried is :func:`rftjudge.clients._classify.classify`'s answer, shared with
+the rate limiter and the endpoint router: connection errors and timeouts, 408, 409, 429 and 5xx are;
+other 4xx, an exhausted quota and a batch deadline are not; ``x-should-retry`` overrides; a server
+asking for a pause longer than ``max_retry_after`` makes the call fail fast instead of stalling a
+training step. *When*: the server's ``retry-after-ms`` / ``retry-after`` when it gives one, otherwise
+exponential backoff with jitter.
 """
 
 from __future__ import annotations
@@ -21,20 +18,12 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from .._errors import (
-    HTTPStatusError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-)
+from .._errors import HTTPStatusError
+from ._classify import classify
 
 __all__ = ["RetryPolicy", "is_retryable", "retry_delay"]
 
 T = TypeVar("T")
-
-_RETRY_STATUSES = frozenset({408, 409, 429})
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -86,21 +75,8 @@ class RetryPolicy:
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy | None = None) -> bool:
-    """Whether ``exc`` is worth another try under ``policy``."""
-    if isinstance(exc, HTTPStatusError):
-        override = exc.headers.get("x-should-retry")
-        if override in ("true", "false"):
-            return override == "true"
-        if isinstance(exc, QuotaExceededError):
-            return False
-        if (
-            policy is not None
-            and exc.retry_after is not None
-            and exc.retry_after > policy.max_retry_after
-        ):
-            return False  # the server wants a longer pause than we may stall: fail fast
-        return isinstance(exc, RateLimitError | ServerError) or exc.status_code in _RETRY_STATUSES
-    return isinstance(exc, TransportError)
+    """Whether ``exc`` is worth another try under ``policy`` (see :mod:`._classify`)."""
+    return classify(exc, policy.max_retry_after if policy is not None else None).retry
 
 
 def retry_delay(

@@ -43,16 +43,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
-import httpx
-
 from .._errors import (
     ConfigurationError,
     JudgeError,
-    RateLimitBackendError,
-    ServerError,
-    TransportError,
 )
 from .._limits import ConcurrencyLimiter
+from ._classify import classify
 from ._ratelimit import RateLimiter, RateLimits
 
 __all__ = [
@@ -286,14 +282,9 @@ def _load(endpoint: Endpoint[Any]) -> tuple[int, bool]:
 
 def _health_failure(error: BaseException | None) -> Literal["down", "fault"] | None:
     """``down``: nothing accepted the connection (eject at once); ``fault``: a 5xx, timeout or
-    broken connection (eject after ``eject_after`` in a row); ``None``: the endpoint answered."""
-    if isinstance(error, RateLimitBackendError):
-        return None  # the shared budget's store failed, not this endpoint
-    if isinstance(error, TransportError):
-        return "down" if isinstance(error.__cause__, httpx.ConnectError) else "fault"
-    if isinstance(error, ServerError):
-        return "fault"
-    return None
+    broken connection (eject after ``eject_after`` in a row); ``None``: the endpoint answered, or
+    the failure was not its own (see :mod:`._classify`)."""
+    return None if error is None else classify(error).endpoint
 
 
 def _kind(error: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Credentials held as secrets: a client attribute that stores a ``pydantic.SecretStr``.
+"""Credentials held as secrets: a client attribute that stores a ``pydantic.SecretStr``; URLs
+with their passwords redacted (a shared budget's ``redis://user:secret@host``).
 
 A plain ``self._api_key = "sk-..."`` shows the key to anything that looks at the object — ``vars``,
 a debugger, an experiment tracker that logs the reward function's attributes, a pickled config.
@@ -10,11 +11,16 @@ it, so no header dict with the key in it is kept either; ``secrets()`` lists the
 
 from __future__ import annotations
 
+import re
 from typing import Any, overload
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-__all__ = ["SecretField"]
+__all__ = ["SecretField", "redact_url", "url_secrets"]
+
+# redis-py reads a password from the query too (redis://host/0?password=...).
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)([^&]*)", re.IGNORECASE)
 
 
 class SecretField:
@@ -37,3 +43,29 @@ class SecretField:
 
     def __set__(self, obj: object, value: str | None) -> None:
         vars(obj)[self._slot] = SecretStr(value) if value else None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its passwords: in the user part (``redis://user:secret@host`` →
+    ``redis://user:***@host``) and in the query (``?password=secret`` → ``?password=***``)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}:***" if parts.username else ":***"
+        netloc = f"{user}@{host}"
+    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords in ``url`` (user part and query, raw and decoded), to scrub from any text."""
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    found += [m.group(2) for m in _QUERY_PASSWORD.finditer(parts.query)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if s}, key=len, reverse=True)

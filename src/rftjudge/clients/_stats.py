@@ -3,7 +3,9 @@ percentiles and, given a price, cost.
 
 ``requests`` counts requests sent to the provider (one per ``complete`` that was not answered from
 the cache or by an identical request already in flight); ``retries`` the extra attempts; answers
-served without a request are counted in ``cache_hits`` and ``coalesced``.
+served without a request are counted in ``cache_hits`` and ``coalesced``; ``cache_skipped`` counts
+cache reads and writes given up because the cache was too slow (a SQLite file locked by another
+process): those judgments went on without the cache.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _COUNTERS = (
     "rate_limited",
     "cache_hits",
     "cache_misses",
+    "cache_skipped",
     "coalesced",
     "input_tokens",
     "output_tokens",
@@ -43,6 +46,7 @@ class ClientStats:
     rate_limited: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    cache_skipped: int = 0
     coalesced: int = 0
     price: Price | None = None
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_WINDOW))
@@ -88,6 +92,7 @@ class ClientStats:
             "rate_limited": self.rate_limited,
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
+            "cache_skipped": self.cache_skipped,
             "coalesced": self.coalesced,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

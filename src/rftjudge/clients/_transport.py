@@ -12,15 +12,27 @@ httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` onto ``httpx.ConnectT
 connection, a server that closed or reset it, all reported (and counted) as *timeouts* after a few
 milliseconds. :class:`_Remapped` wraps its transport and its response streams and maps those back onto
 httpx's connection errors, so a reset reads "connection reset" and counts as ``transport``.
+
+**Send what you sign.** aiohttp parses the URL string httpx-aiohttp hands it with yarl, which
+*normalises* the path: a Bedrock model id sent as ``/model/us.amazon.nova-lite-v1%3A0/converse``
+(botocore's bytes, and the path SigV4 signed) went out as ``...v1:0/converse``, and AWS, recomputing
+the signature from the path it received, rejected every model id with a colon. A client middleware
+(:func:`_exact_url`) puts the URL back exactly as httpx holds it (``yarl.URL(..., encoded=True)``),
+so the request line on the wire is byte for byte the one the client built.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["make_http_client"]
 
@@ -56,7 +68,43 @@ def make_http_client(
         from httpx_aiohttp import AiohttpTransport
     except ImportError:  # pragma: no cover - httpx-aiohttp is a core dependency
         return httpx.AsyncClient(limits=limits, timeout=timeouts)
-    return httpx.AsyncClient(transport=_Remapped(AiohttpTransport(limits=limits)), timeout=timeouts)
+    transport = AiohttpTransport(limits=limits, client=_session_factory(limits))
+    return httpx.AsyncClient(transport=_Remapped(transport), timeout=timeouts)
+
+
+# The URL of the request being sent, exactly as httpx holds it: set by _Remapped around the inner
+# transport's call (same task), read by _exact_url inside aiohttp's request pipeline.
+_WIRE_URL: ContextVar[str | None] = ContextVar("rftjudge_wire_url", default=None)
+
+
+def _session_factory(limits: httpx.Limits) -> Callable[[], aiohttp.ClientSession]:
+    """What httpx-aiohttp builds by default (a pooled ``ClientSession``), plus :func:`_exact_url`."""
+
+    def make() -> aiohttp.ClientSession:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=httpx.create_ssl_context(),
+        )
+        return aiohttp.ClientSession(connector=connector, middlewares=(_exact_url,))
+
+    return make
+
+
+async def _exact_url(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Send the path and query as httpx encoded them, not as yarl re-normalised them."""
+    raw = _WIRE_URL.get()
+    if raw is not None and "%" in raw:  # without an escape there is nothing yarl could rewrite
+        import yarl
+
+        exact = yarl.URL(raw, encoded=True)
+        if exact.raw_path_qs != request.url.raw_path_qs and exact.host == request.url.host:
+            request.url = exact
+    return await handler(request)
 
 
 @contextmanager
@@ -94,8 +142,12 @@ class _Remapped(httpx.AsyncBaseTransport):
         self._inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _connection_errors_remapped():
-            response = await self._inner.handle_async_request(request)
+        token = _WIRE_URL.set(str(request.url))
+        try:
+            with _connection_errors_remapped():
+                response = await self._inner.handle_async_request(request)
+        finally:
+            _WIRE_URL.reset(token)
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
         response.stream = _RemappedStream(stream)

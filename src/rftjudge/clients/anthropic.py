@@ -14,20 +14,30 @@ Anthropic has no logprobs, no seed and no ``n``: the client says so in its capab
 choose a sampling-free strategy. ``max_tokens`` is required by the API, so a request without one is
 sent with ``default_max_tokens``. ``thinking`` blocks are skipped; ``stop_reason: refusal`` becomes
 ``finish_reason="refusal"`` (the judge raises :class:`~rftjudge.RefusalError`), ``max_tokens`` becomes
-``"length"`` (:class:`~rftjudge.TruncatedError`). Overloaded (529) is a ServerError and is retried.
+``"length"`` (:class:`~rftjudge.TruncatedError`), and so does ``pause_turn`` (the turn stopped
+before it was complete). Overloaded (529) is a ServerError and is retried.
+
+The verdict schema is sent in Anthropic's dialect (:func:`~rftjudge.clients._schema.anthropic_schema`,
+the SDK's transform). Sampling fields are left out for models that reject them
+(:mod:`rftjudge.clients._params`), and after a 400 naming one; a model without ``output_config``
+steps down to ``"tool"`` (see :mod:`rftjudge.clients._adapt`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from .._errors import ConfigurationError, HTTPStatusError, QuotaExceededError
 from .._types import ChatRequest, ChatResponse, Usage
-from ._messages import rejects_temperature, split_system
+from ._adapt import Adaptive
+from ._messages import split_system
+from ._params import rejected_fields
 from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
+from ._schema import anthropic_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
@@ -45,10 +55,12 @@ _STOP = {
     "model_context_window_exceeded": "length",
     "refusal": "refusal",
     "tool_use": "tool_use",
+    # A server-tool loop paused mid-turn: what came back is not the finished answer.
+    "pause_turn": "length",
 }
 
 
-class AnthropicClient(HTTPClient):
+class AnthropicClient(Adaptive, HTTPClient):
     """Client for Anthropic's Messages API.
 
     ``api_key`` falls back to ``ANTHROPIC_API_KEY``; ``base_url`` to ``ANTHROPIC_BASE_URL``, then
@@ -56,8 +68,8 @@ class AnthropicClient(HTTPClient):
     ``base_url`` may authenticate otherwise).
 
     ``send_temperature``: ``None`` (default) omits ``temperature`` for models known to reject it
-    (Opus 4.7 and later — unconfirmed, see :func:`~rftjudge.clients._messages.rejects_temperature`)
-    and sends it otherwise; ``True``/``False`` force either.
+    (Opus 4.7 and later, the Claude 5 family: :mod:`rftjudge.clients._params`) and sends it
+    otherwise; ``True``/``False`` force either.
 
     Other keyword arguments are :class:`~rftjudge.HTTPClient`'s: ``max_concurrency``, ``timeout``,
     ``max_retries``, ``retry_policy``, ``headers``, ``http_client``, ``transport``, ``capabilities`` and
@@ -67,6 +79,10 @@ class AnthropicClient(HTTPClient):
     provider = "anthropic"
     _api_key = SecretField()  # stored as a SecretStr; the auth header is added per request
     request_id_header = "request-id"
+    _mode_ladder = _MODES
+    _mode_words = re.compile(
+        r"output_config|output_format|output format|structured output|json_schema"
+    )
 
     def __init__(
         self,
@@ -95,9 +111,7 @@ class AnthropicClient(HTTPClient):
             )
         self._api_key = key or None
         self.structured_output: AnthropicStructuredOutput = structured_output
-        self.send_temperature = (
-            not rejects_temperature(model) if send_temperature is None else send_temperature
-        )
+        self._init_adaptive(rejected_fields(self.provider, model), send_temperature)
         self.default_max_tokens = default_max_tokens
         super().__init__(
             model,
@@ -149,11 +163,13 @@ def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[s
     }
     if system:
         body["system"] = system
-    if request.temperature is not None and client.send_temperature:
+    if request.temperature is not None and "temperature" not in client.dropped:
         body["temperature"] = request.temperature
     schema = request.output_schema
     if schema is not None and client.structured_output == "json_schema":
-        body["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
+        body["output_config"] = {
+            "format": {"type": "json_schema", "schema": anthropic_schema(schema)}
+        }
     elif schema is not None and client.structured_output == "tool":
         body["tools"] = [
             {

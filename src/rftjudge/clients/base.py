@@ -58,6 +58,8 @@ from .._sync import close_with_loop
 from .._types import ChatRequest, ChatResponse, Usage
 from ..cache import Cache, cache_key
 from ..pricing import Price
+from ._cache_io import CacheIO
+from ._classify import classify
 from ._headers import parse_retry_after
 from ._protocol import Capabilities, Client
 from ._ratelimit import (
@@ -148,6 +150,7 @@ class HTTPClient(Rebuildable, ABC):
         self.last_rate_limits: RateLimitSnapshot | None = None
         """The server's rate-limit headers as of the latest response that had them."""
         self.cache = cache
+        self._cache_io = CacheIO(cache, self.stats) if cache is not None else None
         self.cache_sampled = bool(cache_sampled)
         self.coalesce = bool(coalesce)
         self.http2 = bool(http2)
@@ -261,8 +264,8 @@ class HTTPClient(Rebuildable, ABC):
         key = cache_key(self.scrub(url), self._scrub_bytes(content))
         loop = asyncio.get_running_loop()
         while True:
-            if self.cache is not None:
-                hit = self._cache_get(key)
+            if self._cache_io is not None:
+                hit = await self._cache_get(key)
                 if hit is not None:
                     self.stats.cache_hits += 1
                     return hit
@@ -321,23 +324,16 @@ class HTTPClient(Rebuildable, ABC):
     ) -> ChatResponse:
         response, raw = await self._fetch(request, url, headers, content)
         if (
-            self.cache is not None
+            self._cache_io is not None
             and response.finish_reason in _CACHEABLE_FINISH
             and not response.refusal
         ):
-            try:
-                self.cache.set(key, self.scrub(raw.decode("utf-8", "replace")))
-            except Exception as exc:  # a cache is an optimisation: never fail a judgment for it
-                logger.warning("rftjudge: cache write failed (%s: %s)", type(exc).__name__, exc)
+            await self._cache_io.set(key, self.scrub(raw.decode("utf-8", "replace")))
         return response
 
-    def _cache_get(self, key: str) -> ChatResponse | None:
-        assert self.cache is not None
-        try:
-            text = self.cache.get(key)
-        except Exception as exc:
-            logger.warning("rftjudge: cache read failed (%s: %s)", type(exc).__name__, exc)
-            return None
+    async def _cache_get(self, key: str) -> ChatResponse | None:
+        assert self._cache_io is not None
+        text = await self._cache_io.get(key)  # off the loop for a blocking (SQLite) cache
         if text is None:
             return None
         try:
@@ -403,14 +399,12 @@ class HTTPClient(Rebuildable, ABC):
                 rate.observe(permit, snapshot)
             try:
                 result = self._handle(response, response_headers)
-            except RateLimitError as exc:
-                rate.correct(permit, 0)
-                if not isinstance(exc, QuotaExceededError):
+            except ProviderError as exc:
+                rate.correct(permit, 0)  # refused or failed: nothing was spent
+                failure = classify(exc)
+                if failure.kind == "rate_limit":  # AIMD backs off on rate limits only
                     self.stats.rate_limited += 1
-                    rate.on_rate_limited(permit, exc.retry_after)
-                raise
-            except ProviderError:
-                rate.correct(permit, 0)
+                    rate.on_rate_limited(permit, failure.retry_after)
                 raise
             if result.usage.total_tokens:
                 rate.correct(permit, result.usage.total_tokens)
@@ -528,6 +522,8 @@ class HTTPClient(Rebuildable, ABC):
                 await asyncio.wrap_future(fut)
         self._http.clear()
         self._closers.clear()
+        if self._cache_io is not None:
+            self._cache_io.close()  # its threads end; a later call starts them again
         if self._shared_http is not None:
             await self._shared_http.aclose()
             self._shared_http = None

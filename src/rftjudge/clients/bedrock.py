@@ -18,6 +18,12 @@ Structured output (``structured_output=``): ``"json_schema"`` (default) sends
 (``toolConfig`` + ``toolChoice``; Claude 3+ and Nova) and returns its input as the text; ``"none"`` puts
 the schema in the prompt only. Bedrock returns no logprobs.
 
+Claude models get the verdict schema in Anthropic's dialect
+(:func:`~rftjudge.clients._schema.anthropic_schema`); sampling fields are left out for models that
+reject them (:mod:`rftjudge.clients._params`) and after a 400 naming one; a model without
+``outputConfig`` steps down to ``"tool"`` (:mod:`rftjudge.clients._adapt`). The stop reasons
+``malformed_model_output``/``malformed_tool_use`` are retried like a 5xx.
+
 Error types come from the ``x-amzn-ErrorType`` header; throttling, model-not-ready, model timeouts
 and 5xx are retried, validation, access, quota and model errors are not.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -43,7 +50,10 @@ from .._errors import (
     ServerError,
 )
 from .._types import ChatRequest, ChatResponse, Usage
-from ._messages import rejects_temperature, split_system
+from ._adapt import Adaptive
+from ._messages import failed_generation, split_system
+from ._params import rejected_fields
+from ._schema import anthropic_schema
 from ._secrets import SecretField
 from ._sigv4 import AWSCredentials, sign_v4
 from .base import Capabilities, HTTPClient, check_structured_output, status_error_class
@@ -63,6 +73,8 @@ _STOP = {
     "guardrail_intervened": "content_filter",
     "content_filtered": "content_filter",
 }
+# The model's output could not be read by Bedrock itself: a failed generation, retried.
+_FAILED = frozenset({"malformed_model_output", "malformed_tool_use"})
 
 # x-amzn-ErrorType → exception class. Retried: RateLimitError and ServerError (see _retry).
 _ERRORS: dict[str, type[HTTPStatusError]] = {
@@ -94,7 +106,7 @@ def bedrock_error_class(error_type: str, status: int, message: str) -> type[HTTP
     return _ERRORS.get(error_type) or status_error_class(status)
 
 
-class BedrockClient(HTTPClient):
+class BedrockClient(Adaptive, HTTPClient):
     """Client for Amazon Bedrock's Converse API (see the module docstring for auth).
 
     ``region`` falls back to ``AWS_REGION``, then ``AWS_DEFAULT_REGION`` (then the profile's region
@@ -110,6 +122,8 @@ class BedrockClient(HTTPClient):
     provider = "bedrock"
     _bearer = SecretField()  # a Bedrock API key, stored as a SecretStr; sent per request
     request_id_header = "x-amzn-requestid"
+    _mode_ladder = _MODES
+    _mode_words = re.compile(r"outputconfig|textformat|structured output|json_schema|jsonschema")
 
     def __init__(
         self,
@@ -129,9 +143,8 @@ class BedrockClient(HTTPClient):
     ) -> None:
         check_structured_output(structured_output, _MODES)
         self.structured_output: BedrockStructuredOutput = structured_output
-        self.send_temperature = (
-            not rejects_temperature(model) if send_temperature is None else send_temperature
-        )
+        self._init_adaptive(rejected_fields(self.provider, model), send_temperature)
+        self._claude = isinstance(model, str) and "claude" in model.lower()
         self._bearer = None
         self._credentials: CredentialsProvider | None = None
         self._last_secrets: tuple[SecretStr, ...] = ()  # of the last signature, for scrubbing
@@ -290,7 +303,7 @@ class BedrockClient(HTTPClient):
         inference: dict[str, Any] = {}
         if request.max_tokens is not None:
             inference["maxTokens"] = request.max_tokens
-        if request.temperature is not None and self.send_temperature:
+        if request.temperature is not None and "temperature" not in self.dropped:
             inference["temperature"] = request.temperature
         if inference:
             body["inferenceConfig"] = inference
@@ -303,7 +316,10 @@ class BedrockClient(HTTPClient):
                         "jsonSchema": {
                             "name": request.schema_name,
                             # Converse takes the schema as a JSON string, not an object.
-                            "schema": json.dumps(dict(schema), separators=(",", ":")),
+                            "schema": json.dumps(
+                                anthropic_schema(schema) if self._claude else dict(schema),
+                                separators=(",", ":"),
+                            ),
                         }
                     },
                 }
@@ -337,6 +353,14 @@ class BedrockClient(HTTPClient):
                 tool_input = block["toolUse"].get("input")
             # reasoningContent and other blocks carry no verdict
         stop = body.get("stopReason")
+        if stop in _FAILED:
+            raise failed_generation(
+                stop,
+                provider=self.provider,
+                model=self.model,
+                headers=headers,
+                request_id_header=self.request_id_header,
+            )
         usage = body.get("usage") or {}
         return ChatResponse(
             text=(

@@ -6,6 +6,14 @@ model's reasoning and are skipped. A blocked prompt comes back with no candidate
 ``promptFeedback.blockReason``: it is returned as ``finish_reason="content_filter"`` with the reason
 in ``refusal``, so the judge raises :class:`~rftjudge.RefusalError` instead of a parse failure.
 
+Every ``finishReason`` of the API has its outcome: ``MAX_TOKENS`` and ``CONTINUATION`` are
+truncations; the content filters (``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``,
+``SPII``, ``LANGUAGE``, ``MODEL_ARMOR``, ``ESCALATION``, ``PUP_LIMITED_DISABLED`` and the image ones)
+are refusals; a failed generation (``MALFORMED_FUNCTION_CALL``, ``UNEXPECTED_TOOL_CALL``,
+``TOO_MANY_TOOL_CALLS``, ``MISSING_THOUGHT_SIGNATURE``, ``MALFORMED_RESPONSE``, ``OTHER`` …) is
+retried like a 5xx. The schema is sent in Gemini's dialect
+(:func:`~rftjudge.clients._schema.gemini_schema`).
+
 Logprobs (``responseLogprobs`` + ``logprobs``) are rejected by most 2.5+ models with a 400, so they
 are opt-in: ``GeminiClient(logprobs=True)`` advertises them to judges.
 
@@ -26,7 +34,9 @@ from urllib.parse import quote
 
 from .._errors import AuthenticationError, ConfigurationError, HTTPStatusError, QuotaExceededError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
-from ._messages import split_system
+from ._adapt import Adaptive
+from ._messages import failed_generation, split_system
+from ._schema import gemini_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
 
@@ -39,12 +49,46 @@ _MAX_TOP_LOGPROBS = 20
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 _FILTERED = frozenset(
-    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "LANGUAGE",
+        "MODEL_ARMOR",
+        "ESCALATION",  # filtered by an escalation rule
+        # the account is limited for Prohibited Use Policy violations: no answer will come, and a
+        # refusal (abstain, not retried) is the outcome that spends nothing more
+        "PUP_LIMITED_DISABLED",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
 )
-_FINISH = {"STOP": "stop", "MAX_TOKENS": "length", **{k: "content_filter" for k in _FILTERED}}
+_FINISH = {
+    "STOP": "stop",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+    "MAX_TOKENS": "length",
+    "CONTINUATION": "length",  # the per-request token limit, generation not complete
+    **{k: "content_filter" for k in _FILTERED},
+}
+# The generation went wrong without a verdict or a refusal in it: retried like a 5xx.
+_FAILED = frozenset(
+    {
+        "OTHER",
+        "MALFORMED_FUNCTION_CALL",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+        "MISSING_THOUGHT_SIGNATURE",
+        "MALFORMED_RESPONSE",
+        "NO_IMAGE",
+        "IMAGE_OTHER",
+    }
+)
 
 
-class GeminiClient(HTTPClient):
+class GeminiClient(Adaptive, HTTPClient):
     """Client for the Gemini API (Google AI Studio keys).
 
     ``api_key`` falls back to ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``; it is sent in the
@@ -62,6 +106,11 @@ class GeminiClient(HTTPClient):
 
     provider = "gemini"
     _api_key = SecretField()  # stored as a SecretStr; the auth header is added per request
+    _mode_ladder = _MODES
+    _mode_words = re.compile(
+        r"responsejsonschema|response_json_schema|responsemimetype|response_mime_type|"
+        r"response_schema|responseschema"
+    )
 
     def __init__(
         self,
@@ -100,6 +149,7 @@ class GeminiClient(HTTPClient):
         # resource; a bare id lives under models/.
         resource = model if "/" in model else f"models/{model}"
         self._url = f"{self.base_url}/{quote(resource, safe='/')}:generateContent"
+        self._init_adaptive()
 
     def default_capabilities(self) -> Capabilities:
         return Capabilities(
@@ -122,16 +172,16 @@ class GeminiClient(HTTPClient):
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         config: dict[str, Any] = {}
-        if request.temperature is not None:
+        if request.temperature is not None and "temperature" not in self.dropped:
             config["temperature"] = request.temperature
         if request.max_tokens is not None:
             config["maxOutputTokens"] = request.max_tokens
-        if request.seed is not None:
+        if request.seed is not None and "seed" not in self.dropped:
             config["seed"] = request.seed
         if request.output_schema is not None and self.structured_output != "none":
             config["responseMimeType"] = "application/json"
             if self.structured_output == "json_schema":
-                config["responseJsonSchema"] = dict(request.output_schema)
+                config["responseJsonSchema"] = gemini_schema(request.output_schema)
         if request.logprobs:
             config["responseLogprobs"] = True
             if request.top_logprobs:
@@ -168,6 +218,14 @@ class GeminiClient(HTTPClient):
             str(part["text"]) for part in parts if "text" in part and not part.get("thought")
         )
         finish = candidate.get("finishReason")
+        if finish in _FAILED:
+            raise failed_generation(
+                finish,
+                provider=self.provider,
+                model=self.model,
+                headers={"x-request-id": body.get("responseId") or ""},
+                request_id_header="x-request-id",
+            )
         return ChatResponse(
             text=text,
             finish_reason=_FINISH.get(finish or "", finish.lower() if finish else None),

@@ -10,6 +10,13 @@ The servers agree on the endpoint but not on structured output, so the mode is s
 - ``"json_object"`` — plain JSON mode, schema only in the prompt.
 - ``"none"`` — prompt-only; the verdict is parsed out of free text.
 
+``server=`` implies its mode (``json_object_schema`` for llama-cpp-python, ``json_schema`` for the
+others), the same as a provider spec (``rftjudge.client("llama-cpp-python:M@URL")``). A server that
+rejects the mode (a 4xx/5xx naming ``response_format`` or the schema) makes the client step down one
+mode, once, and stay there (logged, counted in ``client.adaptations``; see
+:mod:`rftjudge.clients._adapt`). Sampling fields that a model rejects are left out: known models by
+the table in :mod:`rftjudge.clients._params`, others after their first 400 naming the field.
+
 The token limit is sent as ``max_completion_tokens`` to OpenAI itself (its reasoning models reject
 ``max_tokens``) and as ``max_tokens`` elsewhere (several servers silently ignore
 ``max_completion_tokens``, leaving generation unbounded).
@@ -25,6 +32,7 @@ exact score distributions; choice requests go out in each family's shape (see
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -35,6 +43,9 @@ from .._errors import ConfigurationError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ..cache import Cache
 from ..pricing import Price
+from ._adapt import Adaptive
+from ._messages import failed_generation
+from ._params import rejected_fields
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
 from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
@@ -46,6 +57,8 @@ __all__ = ["OpenAIClient", "StructuredOutputMode"]
 
 StructuredOutputMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
 _MODES = ("json_schema", "json_object_schema", "json_object", "none")
+# The mode each server family takes; a family not listed takes json_schema.
+SERVER_MODES: Mapping[str, StructuredOutputMode] = {"llama-cpp-python": "json_object_schema"}
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 _FINISH = {
@@ -55,6 +68,9 @@ _FINISH = {
     "tool_calls": "tool_use",
     "function_call": "tool_use",
 }
+# SGLang ends a request it gave up on (scheduler abort, client gone, over length) with "abort" and
+# a 200: a server failure to retry, not a verdict to parse.
+_FAILED = frozenset({"abort"})
 
 
 def _is_openai_host(url: str) -> bool:
@@ -62,7 +78,7 @@ def _is_openai_host(url: str) -> bool:
     return host == "api.openai.com"
 
 
-class OpenAIClient(HTTPClient):
+class OpenAIClient(Adaptive, HTTPClient):
     """Client for OpenAI's Chat Completions API and OpenAI-compatible servers.
 
     ``api_key`` falls back to ``OPENAI_API_KEY``; ``base_url`` to ``OPENAI_BASE_URL``, then
@@ -80,6 +96,8 @@ class OpenAIClient(HTTPClient):
 
     provider = "openai"
     _api_key = SecretField()  # stored as a SecretStr; auth headers are built per request
+    _mode_ladder: tuple[str, ...] = _MODES  # a rejected mode steps down to the next (_adapt)
+    _mode_words = re.compile(r"response_format|json_schema|json_object|schema|structured output")
 
     def __init__(
         self,
@@ -90,7 +108,7 @@ class OpenAIClient(HTTPClient):
         max_concurrency: int = 32,
         timeout: float = 60.0,
         max_retries: int = 3,
-        structured_output: StructuredOutputMode = "json_schema",
+        structured_output: StructuredOutputMode | None = None,
         logprobs: bool | None = None,
         max_tokens_field: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",
         strict_schema: bool = True,
@@ -119,6 +137,8 @@ class OpenAIClient(HTTPClient):
         self._prefill_choice = (
             (server in PREFILL_SERVERS) if prefill_choice is None else prefill_choice
         )
+        if structured_output is None:
+            structured_output = SERVER_MODES.get(server or "", "json_schema")
         check_structured_output(structured_output, _MODES)
         resolved = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
         urls = base_urls(resolved, type(self).__name__)
@@ -158,6 +178,12 @@ class OpenAIClient(HTTPClient):
             http2=http2,
         )
         self._url = f"{self.base_url}/chat/completions"
+        # The model table applies to OpenAI's own models, not to what a local server calls its model.
+        known = rejected_fields(self.provider, model) if server in (None, "openai") else ()
+        self._init_adaptive(known)
+        if server == "openai" or any(_is_openai_host(u) for u in urls):
+            # {type: json_object, schema} is llama-cpp-python's extension: OpenAI would reject it too
+            self._mode_ladder = tuple(m for m in _MODES if m != "json_object_schema")
 
     def default_capabilities(self) -> Capabilities:
         # Most OpenAI-compatible servers return logprobs; OpenAI's reasoning models do not, so
@@ -186,11 +212,11 @@ class OpenAIClient(HTTPClient):
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
-        if request.temperature is not None:
+        if request.temperature is not None and "temperature" not in self.dropped:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body[self.max_tokens_field] = request.max_tokens
-        if request.seed is not None:
+        if request.seed is not None and "seed" not in self.dropped:
             body["seed"] = request.seed
         if request.logprobs:
             body["logprobs"] = True
@@ -226,11 +252,18 @@ class OpenAIClient(HTTPClient):
         choice = body["choices"][0]
         message = choice.get("message") or {}
         usage = body.get("usage") or {}
+        finish = choice.get("finish_reason")
+        if finish in _FAILED:
+            raise failed_generation(
+                finish,
+                provider=self.provider,
+                model=self.model,
+                headers=headers,
+                request_id_header=self.request_id_header,
+            )
         return ChatResponse(
             text=message.get("content") or "",
-            finish_reason=_FINISH.get(
-                choice.get("finish_reason") or "", choice.get("finish_reason")
-            ),
+            finish_reason=_FINISH.get(finish or "", finish),
             usage=Usage(
                 input_tokens=int(usage.get("prompt_tokens") or 0),
                 output_tokens=int(usage.get("completion_tokens") or 0),

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
 from .._errors import ConfigurationError, JudgeError, JudgeTimeoutError, ParseError
@@ -138,6 +139,7 @@ async def judge_within(
     references: Sequence[Any],
     *,
     timeout: float | None,
+    gate: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> list[Any]:
     """Outcomes for every item (result or exception), none later than ``timeout`` seconds.
 
@@ -147,7 +149,8 @@ async def judge_within(
     always answer never see an exception from here (identical items still share one request
     through the client's request coalescing). Without a deadline (``timeout=None``) the items go
     through one ``ajudge_batch`` call, so identical items are judged once, and configuration errors
-    (the caller's bug) propagate.
+    (the caller's bug) propagate. ``gate``: a slot each item holds while judged (a server's fair
+    share of the judge, :class:`~rftjudge.integrations._serving.FairShare`).
     """
     if not prompts:
         return []
@@ -156,8 +159,15 @@ async def judge_within(
     if timeout <= 0:  # no time left at all (a Lambda about to be killed): judge nothing
         _count_timeouts(judge, len(prompts))
         return [_late(timeout) for _ in prompts]
+
+    async def one(prompt: Any, response: Any, reference: Any) -> list[Any]:
+        if gate is None:
+            return list(await judge.ajudge_batch([prompt], [response], [reference]))
+        async with gate():
+            return list(await judge.ajudge_batch([prompt], [response], [reference]))
+
     tasks = [
-        asyncio.ensure_future(judge.ajudge_batch([p], [r], [ref]))
+        asyncio.ensure_future(one(p, r, ref))
         for p, r, ref in zip(prompts, responses, references, strict=True)
     ]
     done, _ = await asyncio.wait(tasks, timeout=timeout)

@@ -36,27 +36,49 @@ Running it next to a multi-GPU TRL job::
     reward = cohort_reward_func("http://127.0.0.1:8765", num_generations=8)
     trainer = GRPOTrainer(..., reward_funcs=[reward], args=GRPOConfig(num_generations=8, ...))
 
-Start the server first (``python judge_server.py &``); every process uses the same URL. The
-server has no authentication and spends judge tokens: keep it on loopback or a private network.
+Start the server first (``python judge_server.py &``); every process uses the same URL. Beyond
+loopback, give the server and every process one token (``token=`` or ``$RFTJUDGE_SERVER_TOKEN``):
+requests without it are refused, and the group keys become HMACs under it, so a third party can
+neither reach the server nor predict (and fill) a group. A key already open for another prompt or
+reference is refused, and requests are capped like the OpenRLHF server's
+(:mod:`rftjudge.integrations._serving`), open groups included.
 When the server cannot be reached, the function abstains for the whole batch (``None``), logs it
 and reports ``failure_rate`` 1 — training goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
+import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._errors import ConfigurationError, DeadlineExceededError, JudgeError
+from .._errors import ConfigurationError, JudgeError
 from .._text import as_text, completion_text, reference_text, safe_name
 from ..rewards import GroupJudge, RewardFunc
+from ._cohort_buffer import (
+    DEFAULT_DEADLINE_S,
+    CohortBuffer,
+    CohortFullError,
+    CohortItem,
+    IncompleteGroupError,
+)
+from ._serving import (
+    TOKEN_ENV,
+    RequestRejected,
+    ServerLimits,
+    TokenGate,
+    authorized,
+    read_json,
+    resolve_token,
+    run_server,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -65,8 +87,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CohortBuffer",
+    "CohortFullError",
     "CohortItem",
     "IncompleteGroupError",
+    "ServerLimits",
     "cohort_reward_func",
     "create_cohort_app",
     "group_key",
@@ -75,174 +99,21 @@ __all__ = [
 
 logger = logging.getLogger("rftjudge")
 
-DEFAULT_DEADLINE_S = 120.0
+_EXPECTED = 'expected {"items": [{"key", "group_size", "prompt", "completion", "reference"}, ...]}'
+_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _NEEDS_SERVER = (
     'the cohort reward server needs starlette and uvicorn: pip install "rftjudge[server]"'
 )
 
 
-class IncompleteGroupError(DeadlineExceededError):
-    """The group's other completions did not arrive before the deadline: nothing was judged."""
-
-    @property
-    def kind(self) -> str:
-        return "incomplete_group"
-
-
-@dataclass(frozen=True)
-class CohortItem:
-    """One completion sent to the cohort server, with the key and size of its group."""
-
-    key: str
-    group_size: int
-    prompt: str
-    completion: str
-    reference: str | None = None
-
-
-@dataclass
-class _Cohort:
-    key: str
-    size: int
-    prompt: str
-    reference: str | None
-    completions: list[str] = field(default_factory=list)
-    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
-
-
-class CohortBuffer:
-    """Collects completions by group key until each group is whole, then judges it once.
-
-    ``submit`` may be called concurrently, by any number of callers, each with any part of any
-    group; it returns one outcome per item (a reward source for ``judge.reward_of``, or the
-    exception). A group is closed as soon as ``group_size`` completions share its key; further
-    completions with the same key start a new group (a prompt sampled twice in a step).
-    """
-
-    def __init__(
-        self,
-        judge: GroupJudge,
-        *,
-        group_size: int | None = None,
-        deadline_s: float = DEFAULT_DEADLINE_S,
-    ) -> None:
-        if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
-            raise ConfigurationError(f"group_size must be an int >= 1; got {group_size!r}")
-        if not (isinstance(deadline_s, int | float) and deadline_s > 0):
-            raise ConfigurationError(
-                f"deadline_s must be a number of seconds > 0; got {deadline_s!r}"
-            )
-        if not callable(getattr(judge, "ajudge_group", None)):
-            raise ConfigurationError(
-                f"the cohort server needs a group judge (ajudge_group); got {type(judge).__name__}"
-            )
-        self.judge = judge
-        self.group_size = group_size
-        self.deadline_s = float(deadline_s)
-        self.groups_judged = 0
-        self.groups_incomplete = 0
-        self._open: dict[str, _Cohort] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def pending(self) -> int:
-        """Groups waiting for completions."""
-        return len(self._open)
-
-    async def submit(self, items: Sequence[CohortItem]) -> list[Any]:
-        """Outcomes for ``items``, in order, once every group they belong to is settled.
-
-        Every item is checked before any joins a group: a bad request changes no group.
-        """
-        sizes = [self._size(item) for item in items]
-        futures = [self._add(item, size) for item, size in zip(items, sizes, strict=True)]
-        return list(await asyncio.gather(*futures))
-
-    def _size(self, item: CohortItem) -> int:
-        if self.group_size is not None and item.group_size not in (self.group_size, 0):
-            raise ConfigurationError(
-                f"group {item.key!r} sent with group_size={item.group_size}, but the server "
-                f"judges groups of {self.group_size}"
-            )
-        size = self.group_size or item.group_size
-        if not isinstance(size, int) or size < 1:
-            raise ConfigurationError(f"group_size must be an int >= 1; got {size!r}")
-        return size
-
-    def _add(self, item: CohortItem, size: int) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        cohort = self._open.get(item.key)
-        if cohort is None:
-            cohort = _Cohort(item.key, size, item.prompt, item.reference)
-            cohort.timer = loop.call_later(self.deadline_s, self._expire, cohort)
-            self._open[item.key] = cohort
-        future: asyncio.Future[Any] = loop.create_future()
-        cohort.completions.append(item.completion)
-        cohort.waiters.append(future)
-        if cohort.reference is None and item.reference is not None:
-            cohort.reference = item.reference
-        if len(cohort.completions) >= cohort.size:
-            del self._open[item.key]
-            if cohort.timer is not None:
-                cohort.timer.cancel()
-            task = loop.create_task(self._judge(cohort))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return future
-
-    async def _judge(self, cohort: _Cohort) -> None:
-        try:
-            outcomes: list[Any] = list(
-                await self.judge.ajudge_group(cohort.prompt, cohort.completions, cohort.reference)
-            )
-        except Exception as exc:  # a configuration error or a bug: every caller gets it
-            logger.exception("rftjudge: cohort %s could not be judged", cohort.key)
-            outcomes = [exc] * len(cohort.waiters)
-        self.groups_judged += 1
-        for future, outcome in zip(cohort.waiters, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
-
-    def _expire(self, cohort: _Cohort) -> None:
-        if self._open.get(cohort.key) is not cohort:
-            return
-        del self._open[cohort.key]
-        self.groups_incomplete += 1
-        stats = getattr(self.judge, "stats", None)
-        failures = getattr(stats, "failures", None)
-        if failures is not None:
-            failures["incomplete_group"] += len(cohort.waiters)
-        logger.warning(
-            "rftjudge: cohort %s had %d of %d completions after %.1f s; its completions abstain",
-            cohort.key,
-            len(cohort.completions),
-            cohort.size,
-            self.deadline_s,
-        )
-        error = IncompleteGroupError(
-            f"only {len(cohort.completions)} of the group's {cohort.size} completions arrived "
-            f"within {self.deadline_s:g} s"
-        )
-        for future in cohort.waiters:
-            if not future.done():
-                future.set_result(error)
-
-    async def aclose(self) -> None:
-        """Abstain every waiting group and wait for the judging in progress."""
-        for cohort in list(self._open.values()):
-            if cohort.timer is not None:
-                cohort.timer.cancel()
-            self._expire(cohort)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def group_key(prompt: str, reference: str | None, *parts: Any) -> str:
+def group_key(prompt: str, reference: str | None, *parts: Any, secret: str | None = None) -> str:
     """The key every process computes alike for one group: a digest of its prompt, reference and
-    ``parts`` (run id, trainer step, call number)."""
-    text = "\x00".join([prompt, reference or "", *(str(p) for p in parts)])
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    ``parts`` (run id, trainer step, call number) — an HMAC under ``secret`` (the server token)
+    when given, which no one without the secret can predict."""
+    text = "\x00".join([prompt, reference or "", *(str(p) for p in parts)]).encode()
+    if secret:
+        return hmac.new(secret.encode(), text, hashlib.sha256).hexdigest()[:32]
+    return hashlib.sha256(text).hexdigest()[:24]
 
 
 # -- the HTTP server ------------------------------------------------------------------------------
@@ -253,6 +124,8 @@ def create_cohort_app(
     *,
     group_size: int | None = None,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> Starlette:
     """An ASGI app buffering completions by group and judging whole groups (see the module doc).
 
@@ -260,31 +133,40 @@ def create_cohort_app(
     "reference"}...]}`` and answers, once every group of those items is settled, ``{"rewards":
     [float | null, ...], "failed": [bool, ...], "rationales": [...], "metrics": {...}}`` in item
     order (``null`` = abstain). ``GET /health``: liveness, pending and judged group counts.
+    ``token`` (default ``$RFTJUDGE_SERVER_TOKEN``) and ``limits`` as for the OpenRLHF server.
     """
     try:
         from starlette.applications import Starlette
+        from starlette.middleware import Middleware
         from starlette.responses import JSONResponse
         from starlette.routing import Route
     except ImportError as exc:
         raise ImportError(_NEEDS_SERVER) from exc
-    buffer = CohortBuffer(judge, group_size=group_size, deadline_s=deadline_s)
+    token = resolve_token(token)
+    limits = limits if limits is not None else ServerLimits()
+    buffer = CohortBuffer(
+        judge, group_size=group_size, deadline_s=deadline_s, max_open_groups=limits.max_open_groups
+    )
 
     async def cohort(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
-            items = [_item(raw) for raw in body["items"]]
+            body = await read_json(request.stream, limits)
+            raw_items = body["items"]
+            limits.check_list(raw_items, "items")
+            items = [_item(raw, limits) for raw in raw_items]
+        except RequestRejected as exc:
+            if exc.status != 400:
+                return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse({"error": f"{_EXPECTED}: {exc}"}, status_code=400)
         except Exception as exc:
-            return JSONResponse(
-                {
-                    "error": f'expected {{"items": [{{"key", "group_size", "prompt", "completion", '
-                    f'"reference"}}, ...]}}: {exc}'
-                },
-                status_code=400,
-            )
+            return JSONResponse({"error": f"{_EXPECTED}: {exc}"}, status_code=400)
         try:
             outcomes = await buffer.submit(items)
         except ConfigurationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except CohortFullError as exc:
+            alone = len({item.key for item in items}) > limits.max_open_groups
+            return JSONResponse({"error": str(exc)}, status_code=413 if alone else 503)
         rewards = [_reward(judge, o) for o in outcomes]
         return JSONResponse(
             {
@@ -296,6 +178,8 @@ def create_cohort_app(
         )
 
     async def health(request: Request) -> JSONResponse:
+        if not authorized(request.scope, token):
+            return JSONResponse({"status": "ok"})
         stats = getattr(judge, "stats", None)
         return JSONResponse(
             {
@@ -319,6 +203,7 @@ def create_cohort_app(
             Route("/health", health, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TokenGate, token=token, limits=limits)],
     )
     app.state.buffer = buffer
     return app
@@ -332,21 +217,41 @@ def serve_cohort(
     group_size: int | None = None,
     deadline_s: float = DEFAULT_DEADLINE_S,
     log_level: str = "info",
+    token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve :func:`create_cohort_app` with uvicorn until interrupted (loopback by default)."""
-    app = create_cohort_app(judge, group_size=group_size, deadline_s=deadline_s)
+    """Serve :func:`create_cohort_app` with uvicorn until interrupted (loopback by default; beyond
+    it pass a ``token`` — or set ``$RFTJUDGE_SERVER_TOKEN`` — or get a loud warning)."""
+    token = resolve_token(token)
+    limits = limits if limits is not None else ServerLimits()
+    app = create_cohort_app(
+        judge, group_size=group_size, deadline_s=deadline_s, token=token, limits=limits
+    )
     try:
         import uvicorn
     except ImportError as exc:
         raise ImportError(_NEEDS_SERVER) from exc
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    run_server(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        token=token,
+        limits=limits,
+        what="cohort reward server",
+        uvicorn=uvicorn,
+    )
 
 
-def _item(raw: Mapping[str, Any]) -> CohortItem:
+def _item(raw: Mapping[str, Any], limits: ServerLimits) -> CohortItem:
     key, prompt, completion = raw["key"], raw["prompt"], raw["completion"]
     if not all(isinstance(v, str) for v in (key, prompt, completion)):
         raise ValueError("key, prompt and completion must be strings")
+    if not _KEY.fullmatch(key):
+        raise ValueError("a key is 1 to 128 letters, digits, _ . : or -")
     reference = raw.get("reference")
+    for text in (prompt, completion, reference):
+        limits.check_text(text, "items")
     size = raw.get("group_size", 0)
     if isinstance(size, bool) or not isinstance(size, int):
         raise ValueError("group_size must be an int")
@@ -373,6 +278,7 @@ def cohort_reward_func(
     run_id: str = "",
     timeout: float = 600.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    token: str | None = None,
 ) -> RewardFunc:
     """A TRL reward function sending this process's completions to a cohort server at ``url``.
 
@@ -380,8 +286,11 @@ def cohort_reward_func(
     ``timeout`` bounds the whole exchange (the server's deadline plus judging time). Per-step
     metrics from the server (``order_sensitivity``, ``swap_consistency``, ``requests_per_group``,
     ...) are logged through TRL's ``log_metric`` as ``<name>/<metric>``, rationales through
-    ``log_extra``.
+    ``log_extra``. ``token`` (default ``$RFTJUDGE_SERVER_TOKEN``): the server's token, sent as
+    ``Authorization: Bearer`` and used as the HMAC secret of the group keys.
     """
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     if isinstance(num_generations, bool) or not isinstance(num_generations, int):
         raise ConfigurationError(f"num_generations must be an int >= 1; got {num_generations!r}")
     if num_generations < 1:
@@ -408,7 +317,7 @@ def cohort_reward_func(
             ref = reference_text(references[index]) if references is not None else None
             items.append(
                 {
-                    "key": group_key(prompt_text, ref, run_id, step, calls),
+                    "key": group_key(prompt_text, ref, run_id, step, calls, secret=token),
                     "group_size": num_generations,
                     "prompt": prompt_text,
                     "completion": completion_text(completion),
@@ -416,7 +325,9 @@ def cohort_reward_func(
                 }
             )
         try:
-            async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
+            async with httpx.AsyncClient(
+                timeout=timeout, transport=transport, headers=headers
+            ) as http:
                 response = await http.post(endpoint, json={"items": items})
             response.raise_for_status()
             answer = response.json()

@@ -12,6 +12,11 @@ prompt + response *with special tokens*: the response is what follows the prompt
 :func:`response_of`), minus a trailing EOS token string when ``eos_token`` is given. ``labels`` are
 the reference answers (``""`` when the dataset has no label column: judged without a reference).
 
+On a shared network the server takes a token (``token=``, ``rftjudge serve openrlhf --token`` or
+``$RFTJUDGE_SERVER_TOKEN``; OpenRLHF sends it as ``--reward.remote_url
+http://HOST:PORT/get_reward?token=...``), caps what a request may make it read and hold, and gives
+each request a fair share of the judge (see :mod:`rftjudge.integrations._serving`).
+
 OpenRLHF cannot leave a sample out (a failed request is only logged and the sample gets no reward),
 so a failed judgment becomes ``on_error`` — a number you choose, for the reward, the score and
 every criterion — and ``extra_logs["judge_failed"]`` flags it. The server always answers: judgments
@@ -23,6 +28,7 @@ Nothing here imports OpenRLHF; starlette and uvicorn are imported only by the se
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,13 +45,31 @@ from ._common import (
     settle,
 )
 from ._rubrics import split_label
+from ._serving import (
+    FairShare,
+    RequestRejected,
+    ServerLimits,
+    TokenGate,
+    authorized,
+    judge_slots,
+    read_json,
+    resolve_token,
+    run_server,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-__all__ = ["create_app", "make_reward_func", "response_of", "serve"]
+__all__ = [
+    "COMMON_EOS_TOKENS",
+    "ServerLimits",
+    "create_app",
+    "make_reward_func",
+    "response_of",
+    "serve",
+]
 
 logger = logging.getLogger("rftjudge")
 
@@ -53,6 +77,8 @@ DEFAULT_DEADLINE_S = 120.0
 _NEEDS_SERVER = (
     'the OpenRLHF reward server needs starlette and uvicorn: pip install "rftjudge[server]"'
 )
+COMMON_EOS_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<end_of_turn>")
+"""EOS token strings ``rftjudge serve openrlhf`` strips when given no ``--eos-token``."""
 _TAIL = 64  # characters of the prompt's end used to find it in a left-truncated query
 
 PromptText = Callable[[str], str]
@@ -121,7 +147,12 @@ class _Scorer:
             raise ConfigurationError('a criterion named "judge_failed" clashes with extra_logs')
 
     async def score(
-        self, queries: Sequence[Any], prompts: Sequence[Any] | None, labels: Sequence[Any] | None
+        self,
+        queries: Sequence[Any],
+        prompts: Sequence[Any] | None,
+        labels: Sequence[Any] | None,
+        *,
+        gate: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> dict[str, Any]:
         n = len(queries)
         prompt_list = _padded(prompts, n, "")
@@ -137,7 +168,7 @@ class _Scorer:
             split_label(self.judge, label, i) or None for i, label in enumerate(label_list)
         ]
         outcomes = await judge_within(
-            self.judge, questions, responses, references, timeout=self.deadline_s
+            self.judge, questions, responses, references, timeout=self.deadline_s, gate=gate
         )
         rewards: list[float] = []
         extra: dict[str, list[float]] = {"judge_failed": []}
@@ -208,6 +239,8 @@ def create_app(
     eos_token: str | Sequence[str] | None = None,
     deadline_s: float = DEFAULT_DEADLINE_S,
     prompt_text: PromptText | None = None,
+    token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> Starlette:
     """An ASGI app speaking OpenRLHF's remote reward protocol.
 
@@ -215,13 +248,22 @@ def create_app(
     name and failure counters). Empty lists get empty lists back. A body that is not a JSON object
     with a ``query`` list gets HTTP 400; anything else gets rewards — judgments that fail or miss
     ``deadline_s`` get ``on_error`` and ``extra_logs["judge_failed"] = 1``.
+
+    ``token`` (default ``$RFTJUDGE_SERVER_TOKEN``): required from every client (HTTP 401 without
+    it; ``/health`` then says only ``ok``). ``limits``: :class:`ServerLimits` (413 for a body, list
+    or string over its cap, 408 for a body that does not arrive in time).
     """
     try:
         from starlette.applications import Starlette
+        from starlette.middleware import Middleware
         from starlette.responses import JSONResponse
         from starlette.routing import Route
     except ImportError as exc:
         raise ImportError(_NEEDS_SERVER) from exc
+    token = resolve_token(token)
+    limits = limits if limits is not None else ServerLimits()
+    fair = FairShare(judge_slots(judge))
+    requests = itertools.count()
     scorer = _Scorer(
         judge,
         on_error=on_error,
@@ -232,23 +274,25 @@ def create_app(
 
     async def get_reward(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
-        except Exception:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        queries = body.get("query") if isinstance(body, dict) else None
-        if not isinstance(queries, list):
-            return JSONResponse(
-                {
-                    "error": 'expected a JSON object {"query": [...], "prompts": [...], "labels": [...]}'
-                },
-                status_code=400,
-            )
-        prompts, labels = body.get("prompts"), body.get("labels")
+            body = await read_json(request.stream, limits)
+            queries = body.get("query") if isinstance(body, dict) else None
+            if not isinstance(queries, list):
+                raise RequestRejected(
+                    400,
+                    'expected a JSON object {"query": [...], "prompts": [...], "labels": [...]}',
+                )
+            prompts, labels = body.get("prompts"), body.get("labels")
+            for name, values in (("query", queries), ("prompts", prompts), ("labels", labels)):
+                limits.check_list(values, name)
+        except RequestRejected as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        peer, number = request.client.host if request.client else "", next(requests)
         try:
             answer = await scorer.score(
                 queries,
                 prompts if isinstance(prompts, list) else None,
                 labels if isinstance(labels, list) else None,
+                gate=lambda: fair.slot(peer, number),
             )
         except Exception:  # a bug must not cost OpenRLHF its rewards: answer, flagged
             logger.exception("rftjudge: OpenRLHF reward request failed")
@@ -256,6 +300,8 @@ def create_app(
         return JSONResponse(answer)
 
     async def health(request: Request) -> JSONResponse:
+        if not authorized(request.scope, token):
+            return JSONResponse({"status": "ok"})
         stats = getattr(judge, "stats", None)
         return JSONResponse(
             {
@@ -281,6 +327,7 @@ def create_app(
             Route("/", get_reward, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],
+        middleware=[Middleware(TokenGate, token=token, limits=limits)],
     )
 
 
@@ -294,21 +341,36 @@ def serve(
     deadline_s: float = DEFAULT_DEADLINE_S,
     prompt_text: PromptText | None = None,
     log_level: str = "info",
+    token: str | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Serve :func:`create_app` with uvicorn until interrupted (the ``rftjudge serve openrlhf`` entry).
 
-    Binds to loopback by default; pass ``host="0.0.0.0"`` for trainers on other machines (the
-    server has no authentication and spends judge tokens: keep it on a private network).
+    Binds to loopback by default; for trainers on other machines pass ``host="0.0.0.0"`` and a
+    ``token`` (or ``$RFTJUDGE_SERVER_TOKEN``): without one the server spends judge tokens for anyone
+    who reaches it, and says so loudly at start.
     """
+    token = resolve_token(token)
+    limits = limits if limits is not None else ServerLimits()
     app = create_app(
         judge,
         on_error=on_error,
         eos_token=eos_token,
         deadline_s=deadline_s,
         prompt_text=prompt_text,
+        token=token,
+        limits=limits,
     )
-    uvicorn = _uvicorn()
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    run_server(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        token=token,
+        limits=limits,
+        what="OpenRLHF reward server",
+        uvicorn=_uvicorn(),
+    )
 
 
 def _uvicorn() -> Any:

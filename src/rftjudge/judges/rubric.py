@@ -62,17 +62,28 @@ __all__ = [
     "with_rubric",
 ]
 
+
 class Judgment(BaseModel):
     """The verdict of a rubric judge on one response.
 
-    ``score`` is the reward in [0, 1]; ``criteria`` the raw per-criterion scores (1/0 for pass/fail);
-    ``normalized`` the per-criterion scores in [0, 1]; ``usage`` the tokens of every request it took;
+    ``score`` is the reward in [0, 1]: the weighted mean of ``normalized``.
+    ``criteria``: the per-criterion values the score is computed from, on the judge's scale — the
+    probability-weighted (expected) value where the judge's score distribution was read
+    (``scoring`` ``"expected"`` or ``"exact"``), else the sampled one; the mean over the samples
+    with ``samples > 1``; for pass/fail, the probability of pass (1/0 when sampled).
+    ``criteria_sampled``: the integers the judge wrote in its verdict (the first sample's; 1/0 for
+    pass/fail) — equal to ``criteria`` when ``scoring == "sampled"`` and ``samples == 1``.
+    ``normalized``: ``criteria`` mapped to [0, 1]; ``expected``: the distribution-weighted values of
+    a single read (None when sampled or averaged); ``usage`` the tokens of every request it took;
     ``raw`` the judge's text.
+
+    (rftjudge 0.1 put the sampled integers in ``criteria``: see CHANGELOG.md.)
     """
 
     score: float
     criteria: dict[str, float]
     normalized: dict[str, float]
+    criteria_sampled: dict[str, int] = Field(default_factory=dict)
     rationale: str = ""
     usage: Usage = Field(default_factory=Usage)
     raw: str = ""
@@ -100,19 +111,21 @@ class Judgment(BaseModel):
     """The weighted sum fell outside [0, 1] (pitfalls) and was clipped."""
 
 
-
-
 @dataclass(frozen=True)
 class _Read:
     raw: dict[str, float]
     expected: dict[str, float] | None
-    normalized: dict[str, float]
     rationale: str
     text: str
     usage: Usage
     reasks: int
     exact: bool = False
     exact_fallbacks: int = 0
+
+    @property
+    def values(self) -> dict[str, float]:
+        """What this read scores: the expected values where read, else the sampled ones."""
+        return self.raw if self.expected is None else self.expected
 
 
 class RubricJudge(RowRubrics[Judgment]):
@@ -296,9 +309,10 @@ class RubricJudge(RowRubrics[Judgment]):
                 error = outcomes[0]
                 assert isinstance(error, BaseException)
                 raise error
-        normalized = {
-            c.name: sum(r.normalized[c.name] for r in reads) / len(reads) for c in self.criteria
+        values = {  # what the score is computed from: expected where read, else sampled
+            c.name: sum(r.values[c.name] for r in reads) / len(reads) for c in self.criteria
         }
+        normalized = {k: self.scale.normalise(v) for k, v in values.items()}
         score = sum(self._weights[k] * v for k, v in normalized.items()) / self._total_weight
         usage = Usage()
         for r in reads:
@@ -306,8 +320,9 @@ class RubricJudge(RowRubrics[Judgment]):
         first = reads[0]
         return Judgment(
             score=min(1.0, max(0.0, score)),
-            criteria=first.raw,
+            criteria=values,
             normalized=normalized,
+            criteria_sampled={k: int(v) for k, v in first.raw.items()},
             rationale=first.rationale,
             usage=usage,
             raw=first.text,
@@ -350,11 +365,9 @@ class RubricJudge(RowRubrics[Judgment]):
                 logger.debug("rftjudge: expected score unavailable for %s; sampled used", misses)
             if len(misses) < len(found):
                 expected = {k: (raw[k] if v is None else v) for k, v in found.items()}
-        values = expected if expected is not None else raw
         return _Read(
             raw=raw,
             expected=expected,
-            normalized={k: self.scale.normalise(v) for k, v in values.items()},
             rationale=verdict.rationale,
             text=asked.response.text,
             usage=usage,
@@ -369,6 +382,7 @@ class RubricJudge(RowRubrics[Judgment]):
             score=0.0,
             criteria={c.name: float(self.scale.low) for c in self.criteria},
             normalized={c.name: 0.0 for c in self.criteria},
+            criteria_sampled={c.name: self.scale.low for c in self.criteria},
             rationale=f"[guard {self.guard.name if self.guard else ''}: {reason}] not an answer",
             guarded=reason,
         )

@@ -35,6 +35,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .._errors import ConfigurationError
 from .._types import Message
+from ._budget import MAX_CHARS, BudgetedEnvironment, joined, render_within
 
 __all__ = [
     "PromptTemplate",
@@ -103,7 +104,7 @@ def fence(text: Any, label: str = "data") -> str:
 
 
 def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = BudgetedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -153,18 +154,36 @@ class PromptTemplate:
 
     def __init__(self, source: str | Path) -> None:
         self.name, text = _resolve(source)
+        if len(text) > MAX_CHARS:
+            raise ConfigurationError(
+                f"template {self.name!r} is {len(text):,} characters; at most {MAX_CHARS:,}"
+            )
         self._template = _compile(text)
         self._blocks = [b for b in ("system", "user") if b in self._template.blocks]
+        self._checked = False
 
     def render(self, **variables: Any) -> tuple[Message, ...]:
-        """Render the messages; a missing variable raises ConfigurationError."""
+        """Render the messages; a missing variable raises ConfigurationError.
+
+        The first render (a judge's, with placeholders, when it is built) runs under a time and
+        size budget (:mod:`rftjudge.templates._budget`): a runaway template fails the build.
+        """
+        if self._checked:
+            return self._render(variables, None)
+        messages = render_within(self.name, lambda: self._render(variables, MAX_CHARS))
+        self._checked = True
+        return messages
+
+    def _render(self, variables: dict[str, Any], max_chars: int | None) -> tuple[Message, ...]:
         try:
             if not self._blocks:
-                return (Message("user", self._template.render(**variables).strip()),)
+                chunks = self._template.generate(**variables)
+                return (Message("user", joined(chunks, self.name, max_chars).strip()),)
             context = self._template.new_context(variables)
             messages = []
             for block in self._blocks:
-                text = "".join(self._template.blocks[block](context)).strip()
+                chunks = self._template.blocks[block](context)
+                text = joined(chunks, self.name, max_chars).strip()
                 if text:
                     messages.append(Message("system" if block == "system" else "user", text))
             return tuple(messages)
