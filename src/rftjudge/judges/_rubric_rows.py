@@ -108,6 +108,29 @@ class RowOutcome:
     expected_misses: int
     samples: int
 
+    def judgment_fields(self, aggregate: Aggregate, items: int) -> dict[str, Any]:
+        """The rubric judge's ``Judgment`` fields for this row."""
+        combined = self.combined
+        return {
+            "score": combined.score,
+            "criteria": self.raw,
+            "normalized": self.normalized,
+            "rationale": self.rationale,
+            "usage": self.usage,
+            "raw": self.text,
+            "reasks": self.reasks + self.chunk_reasks,
+            "scoring": self.scoring,
+            "samples": self.samples,
+            "exact_fallbacks": self.exact_fallbacks,
+            "aggregate": aggregate,
+            "items": items,
+            "items_passed": combined.passed,
+            "categories": combined.categories,
+            "chunk_reasks": self.chunk_reasks,
+            "requests": self.requests,
+            "clipped": combined.clipped,
+        }
+
 
 class RowRubrics(BaseJudge[R]):
     """The ``rubric=`` / ``rubrics=`` keywords on a judge's reward methods, and parsing with a
@@ -258,6 +281,7 @@ async def judge_row(
     for read in flat:
         usage = usage + read.usage
     exact = sum(r.exact_hits for r in flat)
+    judge.stats.expected_fallbacks += sum(r.expected_misses for r in flat)  # sampled value used
     return RowOutcome(
         combined=combined,
         raw=raw,

@@ -267,26 +267,7 @@ class RubricJudge(RowRubrics[Judgment]):
         if parsed is not None:
             texts = self.prepare(prompt, response, reference)
             outcome = await judge_row(self, self.row_settings, parsed, texts, row)
-            combined = outcome.combined
-            return Judgment(
-                score=combined.score,
-                criteria=outcome.raw,
-                normalized=outcome.normalized,
-                rationale=outcome.rationale,
-                usage=outcome.usage,
-                raw=outcome.text,
-                reasks=outcome.reasks + outcome.chunk_reasks,
-                scoring=outcome.scoring,
-                samples=outcome.samples,
-                exact_fallbacks=outcome.exact_fallbacks,
-                aggregate=self.aggregate,
-                items=len(parsed.items),
-                items_passed=combined.passed,
-                categories=combined.categories,
-                chunk_reasks=outcome.chunk_reasks,
-                requests=outcome.requests,
-                clipped=combined.clipped,
-            )
+            return Judgment(**outcome.judgment_fields(self.aggregate, len(parsed.items)))
         messages = self.render(*self.prepare(prompt, response, reference))
         expected_mode = self.scoring == "expected"
         request = self.make_request(
