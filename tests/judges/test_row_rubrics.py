@@ -382,3 +382,31 @@ def test_the_judge_pickles_with_its_rubric_options() -> None:
     judge = make(Scripted(), aggregate="implicit", max_criteria=3)
     copy = pickle.loads(pickle.dumps(judge))
     assert copy.aggregate == "implicit" and copy.max_criteria == 3
+
+
+def test_samples_average_distinct_seeds_per_item() -> None:
+    seen: list[int | None] = []
+
+    def handler(request: ChatRequest) -> str:
+        seen.append(request.seed)
+        value = 5 if request.seed == 10 else 1
+        return json.dumps({"rationale": "", "scores": {i: value for i in ids_of(request)}})
+
+    judge = RubricJudge(FunctionClient(handler), samples=2, temperature=0.7, seed=10)
+    result = judge.judge("p", "r", rubric=["x", "y"])
+    assert sorted(seen) == [10, 11] and result.samples == 2
+    assert result.normalized == {"c1": 0.5, "c2": 0.5} and result.score == 0.5
+
+
+async def test_a_missing_cell_means_no_rubric_and_rubric_column_none_reads_none() -> None:
+    script = Scripted()
+    judge = make(script, criteria=[Criterion(name="tone", description="polite")])
+    assert with_rubric("ref", float("nan")) == "ref"
+    outcomes = await judge.ajudge_batch(["p", "p"], ["a", "b"], rubrics=[None, float("nan")])
+    assert [(o.score, o.aggregate) for o in outcomes] == [(1.0, None), (1.0, None)]  # type: ignore[union-attr]
+    assert all(ids_of(r) == ["tone"] for r in script.requests)  # the judge-wide criteria
+    off = make(
+        Scripted({"c1": 1}), rubric_column=None, criteria=[Criterion(name="q", description="d")]
+    )
+    reward_func = off.as_reward_func()
+    assert await reward_func(prompts=["p"], completions=["a"], rubric=[["x"]]) == [1.0]
