@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "rftjudge._errors",
             "rftjudge._version",
+            "rftjudge._deprecation",
             "rftjudge._datafile",
             "rftjudge._key_variables",
             "rftjudge._types",
@@ -53,6 +54,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._transport",
             "rftjudge.clients._retry",
             "rftjudge.clients._classify",
+            "rftjudge.clients._options",
             "rftjudge.clients._schema",
             "rftjudge.clients._params",
             "rftjudge.clients._adapt",

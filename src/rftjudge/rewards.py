@@ -91,13 +91,27 @@ def trl_reward_func(
         prompt_texts, completion_texts, refs = _inputs(
             func_name, prompts, completions, kwargs, reference_column
         )
-        outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs)
+        rubrics = _rubrics(func_name, judge, kwargs, len(completion_texts))
+        outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs, **rubrics)
         rewards = [judge.reward_of(o) for o in outcomes]
         _log(judge, func_name, outcomes, kwargs)
         _log_length_bias(func_name, rewards, completion_texts, kwargs)
         return rewards
 
     return _named(reward_func, func_name)
+
+
+def _rubrics(func_name: str, judge: Any, kwargs: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """``{"rubrics": [...]}`` when the judge reads per-row rubrics and TRL passed that column."""
+    column = getattr(judge, "rubric_column", None)
+    values = kwargs.get(column) if isinstance(column, str) else None
+    if values is None:
+        return {}
+    if len(values) != n:
+        raise ConfigurationError(
+            f"{func_name}: column {column!r} has {len(values)} values for {n} completions"
+        )
+    return {"rubrics": list(values)}
 
 
 def trl_item_reward_func(judge: BatchJudge, *, name: str | None = None) -> RewardFunc:

@@ -61,6 +61,8 @@ class Columns:
     group: str | None = None
     """Group mode: the column whose equal values form a group (None: consecutive rows that share
     a prompt)."""
+    rubric: str | None = "rubric"
+    """Per-row rubrics, read when the judge takes them (``RubricJudge.rubric_column``)."""
 
     def judged(self, mode: Mode) -> tuple[str, ...]:
         if mode == "score":
@@ -105,7 +107,10 @@ def row_hash(row: Mapping[str, Any], columns: Columns, mode: Mode, judge_id: str
     """A row's input hash; an unreadable row's is its raw text (fixing it re-judges it)."""
     if isinstance(row, BadRow):
         return input_hash(["unreadable row", row.text], judge_id)
-    return input_hash([row.get(c) for c in hashed_columns(columns, mode)], judge_id)
+    hashed = hashed_columns(columns, mode)
+    if columns.rubric and columns.rubric in row:  # data without rubrics keeps its old hashes
+        hashed = (*hashed, columns.rubric)
+    return input_hash([row.get(c) for c in hashed], judge_id)
 
 
 def row_status(digest: str, previous: Record | None, retry_failed: bool) -> Status:

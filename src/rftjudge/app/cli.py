@@ -589,6 +589,50 @@ def _columns(common: dict[str, Any], **names: Any) -> Columns:
     )
 
 
+@app.command()
+@click.argument("data")
+@_data_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Drafted rubrics (JSONL). Default: DATA's name + .rubrics.jsonl.",
+)
+@click.option("--min-items", type=click.IntRange(1, 64), default=7, show_default=True)
+@click.option("--max-items", type=click.IntRange(1, 64), default=20, show_default=True)
+def rubrics(
+    data: str,
+    judge_file: Path | None,
+    output: Path | None,
+    min_items: int,
+    max_items: int,
+    **common: Any,
+) -> None:
+    """Draft a rubric for each prompt of DATA (from the prompt and its reference) with the judge
+    model, for a person to review before training; resumable like `score` (docs/rubrics.md)."""
+    from .rubrics import draft_with_config
+
+    with _logging(common.pop("verbose")), _friendly_errors():
+        config = _judge_config(judge_file, "score")
+        out = output or _default_out(data, ".rubrics.jsonl")
+        stats = asyncio.run(
+            draft_with_config(
+                config,
+                read_rows(data, split=common["split"]),
+                out,
+                min_items=min_items,
+                max_items=max_items,
+                prompt_column=common["prompt_column"],
+                reference_column=common["reference_column"] or None,
+                id_column=common["id_column"] or None,
+                retry_failed=common["retry_failed"],
+                limit=common["limit"],
+            )
+        )
+        click.echo(f"rubrics: {out} ({stats.judged} drafted, {stats.failed} failed)")
+
+
 def _plan(
     data: str,
     out: Path,

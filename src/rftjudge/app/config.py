@@ -134,6 +134,9 @@ class JudgeConfig(BaseModel):
     samples: int | None = Field(default=None, ge=1)
     top_logprobs: int | None = Field(default=None, ge=1, le=20)
     ignore_length: bool | None = None
+    rubric_column: str | None = None  # per-row rubrics (docs/rubrics.md)
+    max_criteria: int | None = Field(default=None, ge=1)
+    max_rubric_items: int | None = Field(default=None, ge=1)
     # preference judges
     swap: bool | None = None
     allow_ties: bool | None = None
@@ -144,7 +147,8 @@ class JudgeConfig(BaseModel):
     bt_prior_sd: float | None = Field(default=None, gt=0)
     # listwise judges
     permutations: int | None = Field(default=None, ge=1)
-    aggregate: Literal["mean", "debiased"] | None = None
+    # listwise: mean | debiased; rubric: explicit | implicit (each judge checks its own)
+    aggregate: Literal["mean", "debiased", "explicit", "implicit"] | None = None
     alphabet: Literal["digits", "letters"] | None = None
     chunk_size: int | None = Field(default=None, ge=2)
     max_prompt_chars: int | None = Field(default=None, ge=1)
@@ -290,10 +294,10 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
 
 def _check_combination(config: JudgeConfig, source: str) -> None:
     given = config.model_fields_set
-    if config.type == "rubric" and not config.criteria:
+    if config.type == "rubric" and not config.criteria and "rubric_column" not in given:
         raise ConfigurationError(
             f"{source}: field `criteria`: a rubric judge needs at least one criterion "
-            "(a list of {name, description, weight})"
+            "(a list of {name, description, weight}), or `rubric_column` for per-row rubrics"
         )
     own = set(_TYPE_FIELDS[config.type])
     others = {f for fields in _TYPE_FIELDS.values() for f in fields} - own
@@ -418,10 +422,9 @@ def build_judge(config: JudgeConfig, client: Client) -> BaseJudge[Any]:
             common[field] = getattr(config, field)
     if isinstance(common.get("scale"), tuple):
         common["scale"] = tuple(common["scale"])
-    if config.type == "rubric":
-        assert config.criteria is not None  # checked in parse_config
-        return RubricJudge(client, criteria=list(config.criteria), **common)
     criteria = list(config.criteria) if config.criteria else None
+    if config.type == "rubric":
+        return RubricJudge(client, criteria=criteria, **common)
     if config.type == "listwise":
         return ListwiseJudge(client, criteria=criteria, **common)
     return PreferenceJudge(client, criteria=criteria, **common)

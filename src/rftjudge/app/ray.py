@@ -190,7 +190,7 @@ def judge_plan_on_ray(
     size = batch_size or 2 * concurrency
     columns = plan.columns
     wanted = {columns.prompt, columns.response, columns.response_a, columns.response_b}
-    wanted.update(c for c in (columns.reference, columns.id) if c)
+    wanted.update(c for c in (columns.reference, columns.id, columns.rubric) if c)
     items = [
         {
             "index": index,

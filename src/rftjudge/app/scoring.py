@@ -50,6 +50,7 @@ from .._errors import (
     JudgeError,
 )
 from ..judges.base import BaseJudge
+from ..judges.rubric import with_rubric
 from ._grouped import judge_group, plan_groups
 from ._output import Appender, OutputFailed, latest_results, rewrite
 from ._plan import (
@@ -280,6 +281,8 @@ async def _judge_row(
     reference = row.get(columns.reference) if columns.reference else None
     if reference == "":
         reference = None  # an empty CSV cell is no reference
+    if columns.rubric and columns.rubric in row and getattr(judge, "rubric_column", None):
+        reference = with_rubric(reference, row[columns.rubric], index)
     try:
         if plan.mode == "score":
             outcome = await judge.ajudge_safe(row[columns.prompt], row[columns.response], reference)

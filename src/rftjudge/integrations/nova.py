@@ -40,6 +40,7 @@ from .._errors import ConfigurationError
 from .._sync import run_sync
 from .._text import as_text, reference_text, safe_name
 from ._common import ScoringJudge, criterion_names, judge_within, settle
+from ._rubrics import attach_rubric
 from .checks import Check, json_valid, non_empty
 
 __all__ = ["Check", "json_valid", "make_lambda_handler", "non_empty"]
@@ -66,6 +67,7 @@ class _Sample:
     judged: bool = False
     reward: float = 0.0
     criteria: dict[str, float] = field(default_factory=dict)
+    sources: tuple[Any, ...] = ()
 
 
 def make_lambda_handler(
@@ -113,7 +115,7 @@ def make_lambda_handler(
             judge,
             [s.prompt for s in todo],
             [s.answer for s in todo],
-            [s.reference for s in todo],
+            [attach_rubric(judge, s.reference, *s.sources) for s in todo],
             timeout=timeout,
         )
         for sample, outcome in zip(todo, outcomes, strict=True):
@@ -192,6 +194,7 @@ def _read(item: Any, index: int) -> _Sample:
     if reference is None and isinstance(metadata, Mapping):
         reference = metadata.get("reference_answer")
     sample.reference = reference_text(reference)
+    sample.sources = (item, metadata)  # where a per-row rubric may be (integrations/_rubrics.py)
     return sample
 
 

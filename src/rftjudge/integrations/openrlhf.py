@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
-from .._text import reference_text
 from ..judges.base import OnError
 from ._common import (
     ScoringJudge,
@@ -45,6 +44,7 @@ from ._common import (
     resolve_fallback,
     settle,
 )
+from ._rubrics import split_label
 from ._serving import (
     FairShare,
     RequestRejected,
@@ -164,7 +164,9 @@ class _Scorer:
         questions = [str(p or "") for p in prompt_list]
         if self.prompt_text is not None:
             questions = [self.prompt_text(q) for q in questions]
-        references = [reference_text(label) or None for label in label_list]
+        references = [
+            split_label(self.judge, label, i) or None for i, label in enumerate(label_list)
+        ]
         outcomes = await judge_within(
             self.judge, questions, responses, references, timeout=self.deadline_s, gate=gate
         )

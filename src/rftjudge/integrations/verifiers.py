@@ -37,6 +37,7 @@ from .._text import as_text, completion_text, reference_text, safe_name
 from ..judges.base import OnError
 from ..rewards import GroupJudge
 from ._common import ScoringJudge, criterion_names, settle
+from ._rubrics import attach_rubric
 
 __all__ = [
     "classic_group_reward_func",
@@ -85,7 +86,7 @@ def classic_reward_func(
         (outcome,) = await judge.ajudge_batch(
             [as_text(prompt, what="prompt")],
             [completion_text(completion)],
-            [_reference(answer, info)],
+            [attach_rubric(judge, _reference(answer, info), info)],
         )
         value, _ = settle(judge, outcome, fallback)
         return value

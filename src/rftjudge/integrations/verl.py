@@ -40,7 +40,7 @@ from typing import Any, Literal, overload
 
 from .._errors import ConfigurationError
 from .._sync import run_sync
-from .._text import as_text, reference_text
+from .._text import as_text
 from ..judges.base import OnError
 from ._common import (
     Fallback,
@@ -51,6 +51,7 @@ from ._common import (
     resolve_fallback,
     settle,
 )
+from ._rubrics import attach_rubric, split_label
 
 __all__ = ["make_batch_compute_score", "make_compute_score"]
 
@@ -95,10 +96,13 @@ class _Scorer:
 
     def inputs(
         self, solution_strs: Sequence[Any], ground_truths: Sequence[Any], extra_infos: Sequence[Any]
-    ) -> tuple[list[str], list[str], list[str | None]]:
+    ) -> tuple[list[str], list[str], list[Any]]:
         questions = [self.question(info) for info in extra_infos]
         responses = [str(s) for s in solution_strs]
-        references = [reference_text(plain(gt)) for gt in ground_truths]
+        references = [
+            attach_rubric(self.judge, split_label(self.judge, gt, i), info, row=i)
+            for i, (gt, info) in enumerate(zip(ground_truths, extra_infos, strict=True))
+        ]
         return questions, responses, references
 
     def result(self, outcome: Any) -> dict[str, float]:

@@ -32,15 +32,36 @@ from .._errors import ConfigurationError
 from .._types import ChatRequest, Usage
 from ..clients._protocol import Client
 from ..templates import PromptTemplate
+from ._aggregate import row_metrics
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria, verdict_field
 from ._exact import ExactReader
 from ._options import JudgeOptions, Scoring
+from ._rubric_ask import ShapeCache
+from ._rubric_items import InvalidRubricError, RubricError, RubricItem, criteria_items
+from ._rubric_rows import (
+    Aggregate,
+    RowInput,
+    RowRubrics,
+    RowSettings,
+    check_row_options,
+    judge_row,
+    with_rubric,
+)
 from ._scoring import exact_scores, expected_scores
-from .base import BaseJudge
 
 logger = logging.getLogger("rftjudge")
 
-__all__ = ["Criterion", "Judgment", "RubricJudge", "Scale", "ScaleSpec"]
+__all__ = [
+    "Criterion",
+    "InvalidRubricError",
+    "Judgment",
+    "RubricError",
+    "RubricItem",
+    "RubricJudge",
+    "Scale",
+    "ScaleSpec",
+    "with_rubric",
+]
 
 
 class Judgment(BaseModel):
@@ -75,6 +96,20 @@ class Judgment(BaseModel):
     """Criteria whose exact distribution could not be read (in-band logprobs or sampled used)."""
     guarded: str | None = None
     """Set when the guard failed a non-answer without a judge call: the guard's reason."""
+    aggregate: Literal["explicit", "implicit"] | None = None
+    """Set when the row was judged against its own rubric (or with chunks / implicitly)."""
+    items: int = 0
+    """Rubric items of the row (judged and programs); 0 on the judge-wide path."""
+    items_passed: int = 0
+    """Items met (pitfalls: absent), normalised score >= 0.5."""
+    categories: dict[str, float] | None = None
+    """Per-category mean of the items' normalised scores (pitfalls: how present)."""
+    chunk_reasks: int = 0
+    """Re-asks of a chunk whose verdict lacked an item id, named an unknown one, or gave a bad value."""
+    requests: int = 0
+    """Requests the row took on the per-row path (chunks and re-asks, exact reads excluded)."""
+    clipped: bool = False
+    """The weighted sum fell outside [0, 1] (pitfalls) and was clipped."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +129,7 @@ class _Read:
         return self.raw if self.expected is None else self.expected
 
 
-class RubricJudge(BaseJudge[Judgment]):
+class RubricJudge(RowRubrics[Judgment]):
     """Score a response against weighted criteria, optionally against a reference answer.
 
     ``template`` replaces the bundled ``prompts/rubric.j2`` (a template string, a Path, or a bundled
@@ -115,13 +150,23 @@ class RubricJudge(BaseJudge[Judgment]):
     short request per criterion, sharing the verdict's prefix; see :mod:`rftjudge.judges._exact`).
     A read that fails falls back to the in-band logprobs, then to the sampled value — counted in
     ``Judgment.exact_fallbacks`` and the ``exact_fallback_rate`` metric.
+
+    **Per-row rubrics** (see ``docs/rubrics.md``): a row's own rubric arrives through ``rubric=`` on
+    ``ajudge``/``areward`` (``rubrics=`` on the batch methods) or the ``rubric_column`` of a
+    trainer's data; ``criteria`` (optional then) are the judge-wide items every row also gets.
+    ``aggregate="explicit"`` scores every item (weighted mean in [0, 1], pitfalls subtracting,
+    clipped and counted); ``"implicit"`` shows the whole rubric and asks for one score.
+    ``max_criteria=k`` sends at most k items per request (the requests of one row go together and
+    share the prompt prefix). A rubric with more than ``max_rubric_items`` items, or otherwise
+    unusable, fails its row with kind ``"invalid_rubric"``; an item that never gets a valid verdict
+    fails it with kind ``"rubric"``.
     """
 
     @legacy_positionals("scale", "template", "on_error", after=2)
     def __init__(
         self,
         client: Client,
-        criteria: Sequence[Criterion],
+        criteria: Sequence[Criterion] | None = None,
         *,
         scale: ScaleSpec = (1, 5),
         template: str | Path | None = None,
@@ -130,9 +175,19 @@ class RubricJudge(BaseJudge[Judgment]):
         top_logprobs: int = 20,
         ignore_length: bool = False,
         exact: bool | None = None,
+        rubric_column: str | None = "rubric",
+        aggregate: Aggregate = "explicit",
+        max_criteria: int | None = None,
+        max_rubric_items: int = 64,
         **options: Unpack[JudgeOptions],
     ) -> None:
-        self.criteria = check_criteria(criteria)
+        self.criteria = () if criteria is None else check_criteria(criteria)
+        check_row_options(aggregate, max_criteria, max_rubric_items)
+        self.rubric_column = rubric_column
+        self.aggregate: Aggregate = aggregate
+        self.max_criteria = max_criteria
+        self.max_rubric_items = max_rubric_items
+        self.base_items: tuple[RubricItem, ...] = criteria_items(self.criteria)
         self.scale = Scale.parse(scale)
         if scoring not in ("auto", "expected", "sampled"):
             raise ConfigurationError(
@@ -148,7 +203,7 @@ class RubricJudge(BaseJudge[Judgment]):
         self.top_logprobs = max(1, min(int(top_logprobs), 20))
         self.ignore_length = ignore_length
         if not options.get("name"):
-            options["name"] = "rubric_" + "_".join(c.name for c in self.criteria)
+            options["name"] = "_".join(["rubric", *(c.name for c in self.criteria)])
         super().__init__(client, **options)
         if samples > 1 and not self.temperature:
             raise ConfigurationError(
@@ -166,8 +221,21 @@ class RubricJudge(BaseJudge[Judgment]):
         self._criteria_vars = [c.model_dump() for c in self.criteria]
         self.template = PromptTemplate(template if template is not None else "rubric.j2")
         # Render once with placeholders: a broken template fails here, not mid-training.
-        self.render("prompt", "response", "reference")
-        self.render("prompt", "response", None)
+        if self.criteria:
+            self.render("prompt", "response", "reference")
+            self.render("prompt", "response", None)
+        self.row_settings = RowSettings(
+            scale=self.scale,
+            aggregate=aggregate,
+            max_criteria=max_criteria,
+            expected=self.scoring == "expected",
+            top_logprobs=self.top_logprobs,
+            template=PromptTemplate("rubric_items.j2"),
+            ignore_length=ignore_length,
+            samples=samples,
+            exact=self.exact if self.exact.enabled else None,
+            shapes=ShapeCache(),
+        )
 
     def render(self, prompt: str, response: str, reference: str | None) -> Any:
         return self.template.render(
@@ -180,11 +248,27 @@ class RubricJudge(BaseJudge[Judgment]):
             ignore_length=self.ignore_length,
         )
 
-    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Judgment:
-        """Judge one response (raises a :class:`~rftjudge.JudgeError` on unrecoverable failure)."""
+    async def ajudge(
+        self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
+    ) -> Judgment:
+        """Judge one response (raises a :class:`~rftjudge.JudgeError` on unrecoverable failure).
+
+        ``rubric``: this row's own rubric (a list of items, a dict, JSON or one item per line).
+        """
+        row = None
+        if isinstance(reference, RowInput):
+            rubric, row, reference = reference.rubric, reference.row, reference.reference
+        per_row = (
+            rubric is not None or self.aggregate != "explicit" or self.max_criteria is not None
+        )
+        parsed = self.rubric_of(rubric, row) if per_row or not self.criteria else None
         reason = self.non_answer(response)
         if reason is not None:
             return self._failed_by_guard(reason)
+        if parsed is not None:
+            texts = self.prepare(prompt, response, reference)
+            outcome = await judge_row(self, self.row_settings, parsed, texts, row)
+            return Judgment(**outcome.judgment_fields(self.aggregate, len(parsed.items)))
         messages = self.render(*self.prepare(prompt, response, reference))
         expected_mode = self.scoring == "expected"
         request = self.make_request(
@@ -293,12 +377,14 @@ class RubricJudge(BaseJudge[Judgment]):
         judged = [o for o in outcomes if isinstance(o, Judgment)]
         if judged:
             for criterion in self.criteria:
-                values = [j.normalized[criterion.name] for j in judged]
-                metrics[criterion.name] = sum(values) / len(values)
+                values = [j.normalized[c] for j in judged if (c := criterion.name) in j.normalized]
+                if values:
+                    metrics[criterion.name] = sum(values) / len(values)
             if self.scoring == "expected":
                 sampled = sum(j.scoring == "sampled" for j in judged)
                 metrics["sampled_fallback_rate"] = sampled / len(judged)
-            read = [j for j in judged if j.guarded is None]
+            metrics.update(row_metrics(judged))
+            read = [j for j in judged if j.guarded is None and j.aggregate is None]
             if self.exact.enabled and read:
                 misses = sum(j.exact_fallbacks for j in read)
                 metrics["exact_fallback_rate"] = misses / (len(read) * len(self.criteria))
@@ -306,7 +392,11 @@ class RubricJudge(BaseJudge[Judgment]):
 
     def __repr__(self) -> str:
         names = ", ".join(c.name for c in self.criteria)
-        return f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r})"
+        row = f", rubric_column={self.rubric_column!r}" if self.rubric_column else ""
+        return (
+            f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r}{row}, "
+            f"aggregate={self.aggregate!r})"
+        )
 
 
 def _not_bool(value: Any) -> Any:
