@@ -23,6 +23,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,7 +113,7 @@ def judge_client(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
     if args.rule_judge:
         yield (
             FunctionClient(offline_judge, model="offline-rules"),
-            ("a rule-based stand-in (a regex, no model): --rule-judge"),
+            "a rule-based stand-in (a regex, no model): --rule-judge",
         )
         return
     if args.offline:
@@ -124,7 +125,8 @@ def judge_client(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
         with LocalJudgeServer(api_key=secrets.token_urlsafe(16)) as server:
             where = (
                 f"{server.model_path.name} on llama.cpp's server (xllamacpp) at "
-                f"{server.base_url}, {server.n_parallel} slots, started in "
+                f"{server.base_url} ({server.n_parallel} slots, {server.n_threads} CPU threads), "
+                "started in "
                 f"{time.perf_counter() - started:.1f}s"
             )
             client = local_client(server.base_url, api_key=server.api_key, cache=MemoryCache())
@@ -188,7 +190,9 @@ def main() -> None:
             os.environ.setdefault(var, "1")
     began = time.perf_counter()
     print("loading TRL ...", flush=True)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     if args.offline:
@@ -204,14 +208,16 @@ def main() -> None:
         judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain")
         reward = judge.as_reward_func(name="judge")
         last: dict[str, list[Any]] = {}
+        calls = [0]
 
         async def judged(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[Any]:
             started = time.perf_counter()
             rewards = await reward(prompts, completions, **kwargs)
             last.update(prompts=prompts, completions=completions, references=kwargs["reference"])
+            calls[0] += 1
             shown = " ".join("-" if r is None else f"{r:.2f}" for r in rewards)
             print(
-                f"  judged {len(completions)} completions in "
+                f"  step {calls[0]}/{args.max_steps}: judged {len(completions)} completions in "
                 f"{time.perf_counter() - started:.1f}s: rewards {shown}",
                 flush=True,
             )
@@ -246,6 +252,7 @@ def main() -> None:
             train_dataset=dataset,
             processing_class=tokenizer,
         )
+        trainer.remove_callback(PrinterCallback)  # the per-step lines above say what it says
         trainer.train()
         means = [
             round(row["rewards/judge/mean"], 3)

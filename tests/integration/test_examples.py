@@ -55,7 +55,7 @@ def test_main_job_trains_against_the_local_llm_judge(tmp_path: Path) -> None:
         stdout,
     )
     assert "steps: 2" in stdout
-    assert len(re.findall(r"judged 4 completions in [\d.]+s: rewards", stdout)) == 2
+    assert len(re.findall(r"step \d/2: judged 4 completions in [\d.]+s: rewards", stdout)) == 2
     stats = re.search(r"judge stats: judgments=(\d+) failures=(\{.*\}) failure rate (\d+)%", stdout)
     assert stats is not None, stdout
     assert stats.group(1) == "8"  # 2 steps x 4 completions, every one counted

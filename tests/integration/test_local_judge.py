@@ -52,10 +52,7 @@ PAIRS = [
     ("What is the capital of Italy?", "Rome.", "Milan."),
     ("What gas do plants absorb?", "Oxygen.", "Carbon dioxide."),
 ]
-GROUP = (
-    "What is 2 + 2?",
-    ["4", "Four.", "2 + 2 = 4, since two and two make four.", "5", "I cannot help with that."],
-)
+GROUP = ("What is 2 + 2?", ["4", "2 + 2 = 4, since two and two make four.", "5"])
 
 
 def require_local_judge() -> None:
@@ -160,8 +157,12 @@ async def test_a_choice_request_continues_the_prefill_under_the_grammar(
 
 
 async def test_listwise_judge_scores_a_group_with_exact_reads(server: LocalJudgeServer) -> None:
-    client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
-    judge = ListwiseJudge(client, max_tokens=384)
+    client = local_client(
+        server.base_url, model=server.alias, api_key=server.api_key, timeout=500.0, max_retries=0
+    )
+    # one attempt per order: a 135M model may ramble past max_tokens, and each re-ask costs minutes
+    # on a busy 2-core machine; a failed group must still be counted, by kind
+    judge = ListwiseJudge(client, max_tokens=256, max_reasks=0)
     assert judge.exact.enabled
     prompt, responses = GROUP
     try:
@@ -174,7 +175,10 @@ async def test_listwise_judge_scores_a_group_with_exact_reads(server: LocalJudge
     # a 135M model does not always write a valid listwise answer: the protocol must still
     # work for most groups; here one group, so it either scored all or failed as a whole
     assert failed == [] or len(failed) == len(responses)
-    if not failed:
+    if failed:
+        assert sum(judge.stats.failures.values()) == len(responses)
+        assert set(judge.stats.failures) <= {"truncated", "parse", "verdict"}, judge.stats.failures
+    else:
         assert all(isinstance(r, float) and 0.0 <= r <= 1.0 for r in rewards)
         assert judge.exact.reads >= 1
         assert judge.exact.fallbacks <= judge.exact.reads
