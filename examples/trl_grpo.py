@@ -205,7 +205,10 @@ def main() -> None:
     with judge_client(args) as (client, where):
         print(f"judge: {where}", flush=True)
         print(f"policy: {policy}; GRPO, {args.max_steps} steps", flush=True)
-        judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain")
+        # A 135M judge now and then never closes its JSON: a short answer budget and no re-ask
+        # keep each step bounded (such a judgment fails, counted, and its sample gets no reward).
+        small = {"max_tokens": 160, "max_reasks": 0} if args.offline and not args.rule_judge else {}
+        judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain", **small)
         reward = judge.as_reward_func(name="judge")
         last: dict[str, list[Any]] = {}
         calls = [0]
