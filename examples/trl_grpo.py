@@ -70,17 +70,10 @@ def tiny_policy():  # a 2-layer random Llama and an in-process tokenizer: no dow
     import tokenizers
     import transformers
 
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = tokenizers.decoders.ByteLevel()
-    tok.train_from_iterator(
-        CORPUS * 20,
-        trainer=tokenizers.trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-            initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
+    words = sorted({w for line in CORPUS for w in re.findall(r"\w+|[^\w\s]+", line)})
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", "<pad>", *words])}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",

@@ -208,6 +208,7 @@ async def test_preference_judge_structured_output_and_exact_reads(
 def test_score_command_with_no_provider_starts_the_local_judge(tmp_path: Path) -> None:
     require_local_judge()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    env["PYTHONPATH"] = str(ROOT / "src")  # this tree's rftjudge, installed or not
     out = tmp_path / "scores.jsonl"
     command = [
         sys.executable, "-m", "rftjudge.cli", "score", str(ROOT / "examples/data/sample.jsonl"),
