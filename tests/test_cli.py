@@ -226,6 +226,8 @@ class FakeLocalServer:
         self.kwargs = kwargs
         self.base_url = BASE
         self.alias = "local-judge"
+        self.api_key = kwargs.get("api_key")
+        self.port = httpx.URL(BASE).port
         self.model_path = model or Path("SmolLM2-135M-Instruct.Q4_1.gguf")
         self.stopped = False
         FakeLocalServer.instances.append(self)
@@ -261,8 +263,13 @@ def test_score_without_provider_uses_the_local_judge(
     assert server.stopped
     posts = [c.request for c in rubric_api.calls if c.request.method == "POST"]
     body = json.loads(posts[0].content)
-    assert body["response_format"]["type"] == "json_object"
+    assert body["response_format"]["type"] == "json_schema"  # llama.cpp's server
     assert "max_tokens" in body
+    # the server this command started has a per-launch key, and every request sends it
+    assert server.kwargs["api_key"] and len(server.kwargs["api_key"]) >= 24
+    assert {
+        c.request.headers["authorization"] for c in rubric_api.calls if c.request.method == "POST"
+    } == {f"Bearer {server.kwargs['api_key']}"}
     # no --judge at all: the bundled default rubric, on the local judge too
     result = run("score", SAMPLE, "-o", chdir / "default.jsonl")
     assert result.exit_code == 0 and len(fake_local.instances) == 2
@@ -376,8 +383,14 @@ def test_local_prints_the_base_url(fake_local: type[FakeLocalServer], tmp_path: 
     assert result.stdout.strip() == BASE
     (server,) = fake_local.instances
     assert server.model == model
-    assert server.kwargs == {"host": "127.0.0.1", "port": None, "n_ctx": 2048}
-    assert "structured_output: json_object_schema" in result.stderr
+    assert server.kwargs == {
+        "host": "127.0.0.1",
+        "port": None,
+        "any_port_if_taken": True,
+        "n_ctx": 2048,
+    }
+    assert f'rftjudge.client("llamacpp:local-judge@{BASE}")' in result.stderr
+    assert "provider: llamacpp" in result.stderr
 
 
 # -- errors a user can cause: one line, a traceback only with --debug ------------------------------

@@ -436,9 +436,10 @@ class FakeServer:
 
     base_url = BASE
     alias = "local-judge"
+    api_key = None
 
 
-def test_local_session_speaks_llama_cpp_python_dialect(api: respx.MockRouter) -> None:
+def test_local_session_speaks_llamacpp_dialect(api: respx.MockRouter) -> None:
     route = api.post(CHAT).mock(
         return_value=httpx.Response(200, json=completion(verdict({"helpfulness": 5})))
     )
@@ -446,8 +447,8 @@ def test_local_session_speaks_llama_cpp_python_dialect(api: respx.MockRouter) ->
     with judge_session(None, server=FakeServer(), announce=announced.append) as judge:  # type: ignore[arg-type]
         assert judge.reward("What is 2+2?", "4") == pytest.approx(1.0)
     body = json.loads(route.calls[0].request.content)
-    assert body["response_format"]["type"] == "json_object"
-    assert body["response_format"]["schema"]["required"] == ["rationale", "scores"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["rationale", "scores"]
     assert body["max_tokens"] == DEFAULT_JUDGE.max_tokens
     assert body["logprobs"] is True  # expected scores from the local judge's logprobs
     assert "authorization" not in route.calls[0].request.headers

@@ -1,9 +1,10 @@
 """Endpoint pools: least-in-flight routing, ejection and half-open probes, failover within one retry
 budget, per-endpoint stats — for ``OpenAIClient(base_url=[...])`` and ``EndpointPool([...])``.
 
-The router's rules run on a fake clock; the behaviour that matters (no item lost while a replica
-is killed and restarted, traffic moving away and back, in-flight balance across replicas of
-different speeds) runs against real loopback servers.
+The router's rules run on a fake clock, and so does the in-flight balance across replicas of
+different speeds (replicas answering on a virtual clock: no wall-clock ratios); the behaviour that
+needs real sockets (no item lost while a replica is killed and restarted, traffic moving away and
+back) runs against real loopback servers.
 """
 
 from __future__ import annotations
@@ -426,38 +427,84 @@ async def test_replica_killed_and_restarted_mid_run_loses_nothing() -> None:
             server.__exit__(None, None, None)
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(60)
+class VirtualReplicas:
+    """Replicas as FunctionClients on a virtual clock: replica ``i`` answers each request
+    ``periods[i]`` ticks after it arrived, whatever else it serves (as a server with a fixed
+    latency). The test advances the clock; nothing depends on the machine's speed or load."""
+
+    def __init__(self, periods: tuple[int, ...]) -> None:
+        self.periods = periods
+        self.clock = FakeClock()
+        self.due: list[list[tuple[float, asyncio.Future[None]]]] = [[] for _ in periods]
+        self.served = [0] * len(periods)
+        self.peaks = [0] * len(periods)
+        self.members = [FunctionClient(self._handler(i), model="m") for i in range(len(periods))]
+        for member in self.members:
+            member.max_concurrency = 32  # type: ignore[attr-defined]
+
+    def _handler(self, i: int) -> Any:
+        async def answer(request: ChatRequest) -> str:
+            done = asyncio.get_running_loop().create_future()
+            self.due[i].append((self.clock.now + self.periods[i], done))
+            self.peaks[i] = max(self.peaks[i], len(self.due[i]))
+            await done
+            self.served[i] += 1
+            return "ok"
+
+        return answer
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(d) for d in self.due)
+
+    def tick(self) -> None:
+        """One tick later: answer every request that is due."""
+        self.clock.now += 1
+        for queue in self.due:
+            for when, done in [entry for entry in queue if entry[0] <= self.clock.now]:
+                queue.remove((when, done))
+                done.set_result(None)
+
+
+async def _settle(condition: Any) -> None:
+    """Let the event loop run until ``condition()`` (bounded: a wrong count fails, never hangs)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the event loop did not settle")
+
+
 async def test_least_in_flight_balances_load_across_replicas_of_different_speed() -> None:
-    latencies = (0.01, 0.03, 0.06)
-    servers = [LoopbackServer(_answer_after(s)) for s in latencies]
-    for server in servers:
-        server.__enter__()
-    try:
-        members = [OpenAIClient("m", base_url=s.base_url, max_concurrency=32) for s in servers]
-        pool = EndpointPool(members)
-        workers, per_worker = 24, 40
+    replicas = VirtualReplicas((1, 3, 6))
+    pool = EndpointPool(replicas.members)
+    pool.router._clock = replicas.clock  # latencies in ticks
+    workers, per_worker = 24, 40
+    left = [per_worker] * workers
 
-        async def worker(w: int) -> None:
-            for i in range(per_worker):
-                await pool.complete(request(f"{w}-{i}"))
+    async def worker(w: int) -> None:
+        while left[w]:
+            await pool.complete(request(f"{w}-{left[w]}"))
+            left[w] -= 1
 
-        await asyncio.gather(*(worker(w) for w in range(workers)))
-        counts = [len(s.requests) for s in servers]
-        peaks = [s.max_in_flight for s in servers]
-        assert sum(counts) == workers * per_worker
-        # In flight is balanced (8 each; round robin would pile ~14 onto the slowest), so the
-        # fast replica serves several times the slow one's requests.
-        assert max(peaks) <= 10, peaks
-        assert counts[0] > 2.5 * counts[2], counts
-        stats = pool.stats()
-        assert [stats[s.base_url].requests for s in servers] == counts
-        p50 = [stats[s.base_url].latency_p50_s or 0.0 for s in servers]
-        assert p50[0] < p50[1] < p50[2]
-        await pool.aclose()
-    finally:
-        for server in servers:
-            server.__exit__(None, None, None)
+    tasks = [asyncio.create_task(worker(w)) for w in range(workers)]
+    busy = lambda: sum(1 for n in left if n)  # noqa: E731 - each busy worker has one request out
+    await _settle(lambda: replicas.in_flight == busy())
+    while busy():
+        replicas.tick()
+        await _settle(lambda: replicas.in_flight == busy())
+    await asyncio.gather(*tasks)
+    counts, peaks = replicas.served, replicas.peaks
+    assert sum(counts) == workers * per_worker
+    # In flight is balanced (8 each; round robin would pile ~14 onto the slowest), so the fast
+    # replica serves several times the slow one's requests.
+    assert max(peaks) <= 10, peaks
+    assert counts[0] > 2.5 * counts[2], counts
+    stats = pool.stats()
+    names = list(stats)
+    assert [stats[n].requests for n in names] == counts
+    assert [stats[n].latency_p50_s for n in names] == [1.0, 3.0, 6.0]
+    await pool.aclose()
 
 
 def test_judge_config_takes_a_base_url_list_and_limits() -> None:

@@ -442,7 +442,7 @@ def calibrate(
                 "model",
                 f"{config.resolved_provider}:{config.model}"
                 if not config.uses_local_judge
-                else "local (llama-cpp-python)",
+                else "local (llama.cpp server)",
             ),
         ]
         written = write_report(
@@ -497,20 +497,33 @@ def calibrate(
 )
 @click.option("--n-ctx", type=click.IntRange(min=512), default=4096, show_default=True)
 def local(model: Path | None, host: str, port: int, n_ctx: int) -> None:
-    """Serve the offline judge (llama-cpp-python, OpenAI-compatible) until Ctrl-C; prints its
-    base_url."""
+    """Serve the offline judge (llama.cpp's server, OpenAI-compatible) until Ctrl-C; prints its
+    base_url (a free port when the requested one is taken)."""
     from .local import LocalJudgeServer
 
     with _friendly_errors():
-        server = LocalJudgeServer(model, host=host, port=port or None, n_ctx=n_ctx)
+        server = LocalJudgeServer(
+            model, host=host, port=port or None, any_port_if_taken=True, n_ctx=n_ctx
+        )
         with server:
             click.echo(server.base_url)
+            moved = (
+                f"port {port} is taken: serving on {server.port} instead\n"
+                if port and server.port != port
+                else ""
+            )
             _stderr.print(
-                f"serving {server.model_path.name} — use it from a judge config with\n"
-                f"  base_url: {server.base_url}\n  model: {server.alias}\n"
-                "  structured_output: json_object_schema\n"
-                "Other rftjudge commands on this machine use it when their config names no "
-                "provider. Ctrl-C stops it.",
+                f"{moved}serving {server.model_path.name} (llama.cpp's server) — use it from "
+                f'Python with rftjudge.client("llamacpp:{server.alias}@{server.base_url}"), '
+                f"or from a judge config with\n"
+                f"  provider: llamacpp\n  model: {server.alias}\n  base_url: {server.base_url}\n"
+                + (
+                    "Other rftjudge commands on this machine use it when their config names no "
+                    "provider. "
+                    if server.port == DEFAULT_PORT
+                    else ""
+                )
+                + "Ctrl-C stops it.",
                 markup=False,
                 soft_wrap=True,
             )

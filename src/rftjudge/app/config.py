@@ -19,7 +19,7 @@ A config file names the same things the constructors take, with the same names::
 any request is sent: a typo must fail at once, not after an hour of judging.
 
 A config without ``provider`` and ``model`` asks for the offline default judge: a small model served
-on loopback by llama-cpp-python (see :mod:`rftjudge.local`). :func:`judge_session` starts it for the
+on loopback by llama.cpp's server through xllamacpp (see :mod:`rftjudge.local`). :func:`judge_session` starts it for the
 lifetime of a ``with`` block; :func:`load_judge` alone cannot own a server process, so it refuses
 such a config with an error saying what to do.
 """
@@ -31,6 +31,7 @@ import inspect
 import json
 import math
 import os
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -460,7 +461,7 @@ def _maybe_local(
 
     settings = {**{f: getattr(config, f) for f in _CLIENT_FIELDS}, **config.client_options}
     if server is not None:
-        yield local_client(server.base_url, model=server.alias, **settings)
+        yield local_client(server.base_url, model=server.alias, api_key=server.api_key, **settings)
         return
     model = config.model if config.provider == "local" else None
     running = running_local_judge() if model is None else None
@@ -468,14 +469,17 @@ def _maybe_local(
         announce(f"rftjudge: no judge provider configured: using the local judge at {running}")
         yield local_client(running, model=DEFAULT_ALIAS, **settings)
         return
-    with LocalJudgeServer(model) as started:
+    # Nothing but this session talks to the server it starts: a random key keeps it that way.
+    with LocalJudgeServer(model, api_key=secrets.token_urlsafe(24)) as started:
         announce(
             f"rftjudge: no judge provider configured: using the offline local judge "
-            f"({started.model_path.name} via llama-cpp-python) at {started.base_url}. "
+            f"({started.model_path.name} on llama.cpp's server) at {started.base_url}. "
             "A 135M-parameter model scores close to noise; set provider and model in the "
             "judge config for real judgments."
         )
-        yield local_client(started.base_url, model=started.alias, **settings)
+        yield local_client(
+            started.base_url, model=started.alias, api_key=started.api_key, **settings
+        )
 
 
 @contextmanager

@@ -243,13 +243,13 @@ class EndpointRouter(Generic[T]):
         record the outcome. The caller's retry loop calls this once per attempt."""
         endpoint = self.pick(tried)
         tried.append(endpoint)
-        started = time.perf_counter()
+        started = self._clock()  # the router's clock: tests run latencies on a fake one
         try:
             result = await send(endpoint.target)
         except BaseException as exc:
             self.finish(endpoint, exc, None)
             raise
-        self.finish(endpoint, None, time.perf_counter() - started)
+        self.finish(endpoint, None, self._clock() - started)
         return result
 
     def stats(self) -> dict[str, EndpointStats]:
