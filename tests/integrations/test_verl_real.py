@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -109,8 +109,16 @@ def verl_config(
     return config
 
 
-def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto:
-    """A rollout batch as veRL's trainer holds it: left-padded prompts, right-padded responses."""
+def make_batch(
+    tokenizer_dir: Path,
+    samples: list[tuple[str, str]],
+    extra_infos: list[Any] | Literal["questions"] | None = "questions",
+) -> DataProto:
+    """A rollout batch as veRL's trainer holds it: left-padded prompts, right-padded responses.
+
+    ``extra_infos``: each row's ``extra_info`` (default: split, index and question, as veRL's
+    example preprocessors store them); ``None``: the data set has no ``extra_info`` column at all.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -126,6 +134,18 @@ def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto
         mask.append([0] * (p_len - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (r_len - len(r)))
     prompts_t, responses_t = torch.tensor(prompts), torch.tensor(responses)
     n = len(samples)
+    if extra_infos == "questions":
+        extra_infos = [
+            {"split": "train", "index": i, "question": q} for i, (q, _) in enumerate(samples)
+        ]
+    non_tensors = {
+        "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
+        "reward_model": np.array([{"style": "rule", "ground_truth": "4"}] * n, dtype=object),
+    }
+    if extra_infos is not None:
+        column = np.empty(n, dtype=object)
+        column[:] = extra_infos
+        non_tensors["extra_info"] = column
     return DataProto.from_dict(
         tensors={
             "prompts": prompts_t,
@@ -133,14 +153,7 @@ def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto
             "input_ids": torch.cat([prompts_t, responses_t], dim=1),
             "attention_mask": torch.tensor(mask),
         },
-        non_tensors={
-            "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
-            "reward_model": np.array([{"style": "rule", "ground_truth": "4"}] * n, dtype=object),
-            "extra_info": np.array(
-                [{"split": "train", "index": i, "question": q} for i, (q, _) in enumerate(samples)],
-                dtype=object,
-            ),
-        },
+        non_tensors=non_tensors,
     )
 
 
@@ -335,3 +348,78 @@ def test_legacy_managers_take_the_batch_and_sync_forms(
     out = manager(data, return_dict=True)
     assert_token_rewards(out["reward_tensor"], data, SAMPLES)
     assert_extra_info(dict(out["reward_extra_info"]), SAMPLES)
+
+
+# -- rows without a question: judged without it, never refused ----------------------------------
+
+NO_QUESTION = {
+    "no extra_info column": None,
+    "empty extra_info": [{} for _ in SAMPLES],
+    "extra_info without a question": [{"split": "train", "index": i} for i in range(len(SAMPLES))],
+}
+
+
+def assert_judge_saw_no_question(server: LoopbackServer, start: int) -> None:
+    sent = [p["messages"][-1]["content"] for p in server.requests[start:]]
+    assert sent
+    for question, _ in SAMPLES:
+        assert not any(question in s.split("RESPONSE:")[0] for s in sent)
+
+
+@pytest.mark.parametrize("case", list(NO_QUESTION))
+@pytest.mark.parametrize("manager", ["naive", "rate_limited"])
+async def test_rows_without_a_question_are_judged_without_it(
+    case: str,
+    manager: str,
+    judge_env: LoopbackServer,
+    tokenizer_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verl.experimental.reward_loop.reward_manager.limited import RateLimitedRewardManager
+
+    monkeypatch.setattr(RateLimitedRewardManager, "_class_initialized", False)
+    start = len(judge_env.requests)
+    config = verl_config(tokenizer_dir, EXAMPLE, "compute_score", manager, max_concurrent=4)
+    outputs = await score_in_process(
+        config, make_batch(tokenizer_dir, SAMPLES, extra_infos=NO_QUESTION[case])
+    )
+    assert [o["reward_extra_info"] for o in outputs] == [
+        pytest.approx(expected_row(r)) for _, r in SAMPLES
+    ]
+    assert_judge_saw_no_question(judge_env, start)
+
+
+async def test_extra_info_none_in_the_reward_loops_call_shape(judge_env: LoopbackServer) -> None:
+    """veRL's own managers index extra_info before calling (a None row fails inside veRL), but a
+    custom manager or a direct call may pass None: judged without the question."""
+    forms = _load_example_module()
+    start = len(judge_env.requests)
+    for extra_info in (None, {}, {"question": None}, {"question": ""}):
+        result = await forms.compute_score(
+            data_source="openai/gsm8k",
+            solution_str="The answer is four.",
+            ground_truth="4",
+            extra_info=extra_info,
+        )
+        assert result == pytest.approx(expected_row("The answer is four."))
+    batch = forms.compute_score_batch(
+        data_sources=["x", "x"],
+        solution_strs=["The answer is four.", "five"],
+        ground_truths=["4", None],
+        extra_infos=[None, {"split": "train"}],
+    )
+    assert batch == [
+        pytest.approx(expected_row("The answer is four.")),
+        pytest.approx(expected_row("five")),
+    ]
+    assert_judge_saw_no_question(judge_env, start)
+
+
+def _load_example_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rftjudge_example_verl_reward_t20", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

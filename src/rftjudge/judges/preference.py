@@ -42,11 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Unpack
 
 from .._errors import ConfigurationError, VerdictError
+from .._sinks import MetricsSinkLike
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
 from ..parsing import json_value_offset
-from ..rewards import RewardFunc
+from ..rewards import GroupBy, RewardFunc
 from ..templates import PromptTemplate
 from ._bradley_terry import fit_bradley_terry
 from ._criteria import Criterion, check_criteria
@@ -456,17 +457,28 @@ class PreferenceJudge(BaseJudge[Preference]):
         name: str | None = None,
         reference_column: str = "reference",
         mode: Literal["reference", "group"] = "reference",
+        *,
+        metrics_sink: MetricsSinkLike | None = None,
+        group_by: GroupBy = "auto",
     ) -> RewardFunc:
-        """TRL reward function: P(completion beats the reference column), or group win rates."""
-        from ..rewards import trl_reward_func
+        """TRL reward function (picklable): P(completion beats the reference column), or with
+        ``mode="group"`` each completion's ``group_reward`` within its group (groups found per
+        ``group_by``, see :class:`rftjudge.rewards.GroupRewardFunction`)."""
+        from ..rewards import trl_group_reward_func, trl_reward_func
 
         if mode not in ("reference", "group"):
             raise ConfigurationError(f'mode must be "reference" or "group"; got {mode!r}')
         if mode == "reference":
-            return trl_reward_func(self, name=name, reference_column=reference_column)
-        from ..rewards import trl_group_reward_func
-
-        return trl_group_reward_func(self, name=name, reference_column=reference_column)
+            return trl_reward_func(
+                self, name=name, reference_column=reference_column, metrics_sink=metrics_sink
+            )
+        return trl_group_reward_func(
+            self,
+            name=name,
+            reference_column=reference_column,
+            metrics_sink=metrics_sink,
+            group_by=group_by,
+        )
 
     def __repr__(self) -> str:
         return f"PreferenceJudge(client={self.client!r}, swap={self.swap})"
