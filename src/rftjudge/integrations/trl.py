@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from .._errors import ConfigurationError
 from .._sinks import MetricsSinkLike
 from .._sync import run_sync
+from .._text import safe_name
 
 __all__ = ["SyncRewardFunc", "SyncRewardFunction", "sync_reward_func"]
 
@@ -88,7 +89,7 @@ def sync_reward_func(
             "sync_reward_func needs a judge or an async reward function (judge.as_reward_func()); "
             f"got {type(judge_or_func).__name__}"
         )
-    func_name = name or getattr(async_func, "__name__", None) or "judge"
+    func_name = safe_name(name or getattr(async_func, "__name__", None), "judge")
     return SyncRewardFunction(async_func, func_name)
 
 
