@@ -138,3 +138,43 @@ async def test_one_whole_group_is_judged_whole_and_a_batch_by_prompt() -> None:
         trainer_state=None,
     )
     assert rewards == pytest.approx([0.9, 0.8, 0.6, 0.2]) and len(client.calls) == 3
+
+
+async def test_sink_file_forwards_to_the_trainers_logs_through_a_callback(tmp_path: Path) -> None:
+    """The docs' recipe: a TrainerCallback placed first adds the judge's means to the step's logs,
+    which the reporting callbacks (W&B, TensorBoard) after it then receive."""
+    transformers = pytest.importorskip("transformers")
+    from rftjudge.integrations.trl import MetricsFileReader
+
+    path = tmp_path / "judge.jsonl"
+    judge, _ = scripted_judge()
+    func = judge.as_reward_func(metrics_sink=path)
+
+    class JudgeMetrics(transformers.TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.reader = MetricsFileReader(path)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs is not None:
+                logs.update(self.reader.read())
+
+    class Reporter(transformers.TrainerCallback):  # type: ignore[misc]  # stands for W&B's
+        def __init__(self) -> None:
+            self.seen: list[dict[str, float]] = []
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            self.seen.append(dict(logs))
+
+    reporter = Reporter()
+    handler = transformers.trainer_callback.CallbackHandler([reporter], None, None, None, None)
+    handler.callbacks.insert(0, JudgeMetrics())
+    state, control = transformers.TrainerState(), transformers.TrainerControl()
+    await func(prompts=["q", "q"], completions=["4", "FAIL"])
+    await func(prompts=["q"], completions=["4"])
+    handler.on_log(None, state, control, {"loss": 1.0})
+    assert reporter.seen[-1]["loss"] == 1.0
+    assert reporter.seen[-1]["judge/failure_rate"] == pytest.approx(0.25)  # mean of 0.5 and 0
+    with path.open("a") as file:
+        file.write('{"metrics": {"judge/failure_rate": 1.0}')  # a line still being written
+    handler.on_log(None, state, control, {"loss": 0.5})
+    assert "judge/failure_rate" not in reporter.seen[-1]

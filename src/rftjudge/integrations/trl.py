@@ -14,7 +14,10 @@ This module imports nothing from TRL.
 from __future__ import annotations
 
 import inspect
+import json
+import os
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .._errors import ConfigurationError
@@ -22,7 +25,7 @@ from .._sinks import MetricsSinkLike
 from .._sync import run_sync
 from .._text import safe_name
 
-__all__ = ["SyncRewardFunc", "SyncRewardFunction", "sync_reward_func"]
+__all__ = ["MetricsFileReader", "SyncRewardFunc", "SyncRewardFunction", "sync_reward_func"]
 
 T = TypeVar("T")
 
@@ -100,3 +103,34 @@ def _is_async(func: Any) -> bool:
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+class MetricsFileReader:
+    """Reads what reward functions appended to a ``metrics_sink=`` JSONL file, for the trainer's log.
+
+    ``read()`` returns each metric's mean over the lines written since the previous ``read()``
+    (every process and call alike), so a ``TrainerCallback.on_log`` can add the judge's figures to
+    the step's logs — see docs/trainers.md. A line still being written is left for the next read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.offset = 0
+
+    def read(self) -> dict[str, float]:
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+        except FileNotFoundError:  # nothing written yet
+            return {}
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for line in complete.splitlines():
+            metrics = json.loads(line).get("metrics", {})
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+                counts[key] = counts.get(key, 0) + 1
+        return {key: sums[key] / counts[key] for key in sums}
