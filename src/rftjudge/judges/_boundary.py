@@ -63,7 +63,11 @@ V = TypeVar("V", bound=BaseModel)
 
 @dataclass
 class JudgeStats:
-    """Running totals of one judge: how many judgments, how many failed and why, tokens spent."""
+    """Running totals of one judge: how many judgments, how many failed and why, tokens spent.
+
+    Per process: a judge pickled into another process (TRL's AsyncGRPO child, Ray workers) starts
+    there from zero and its counts stay there (``as_reward_func(metrics_sink=...)`` reports them).
+    """
 
     judgments: int = 0
     failures: Counter[str] = field(default_factory=Counter)
