@@ -26,11 +26,14 @@ What the judge reads comes from ``(action, observation)`` through three function
 ``metadata["prompt"]`` if any, else none) and ``reference`` (default: ``metadata["reference"]``
 if any). OpenEnv's trajectory rubrics (``TrajectoryRubric``) are not wrapped yet.
 
-This module imports ``openenv`` when it is imported.
+openenv is imported on first use (``judge_rubric`` or the classes), not with this module: openenv
+0.10 needs ``mcp < 2`` (through fastmcp) while verifiers 0.4 pins ``mcp == 2.0.0``, so the two
+cannot share one environment.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -41,14 +44,7 @@ from .._text import as_text
 from ..judges.base import validate_on_error
 from ._common import settle
 
-try:
-    from openenv.core.rubrics import Rubric
-except ImportError as exc:  # pragma: no cover - the message is the point
-    raise ImportError(
-        'rftjudge.integrations.openenv needs OpenEnv: pip install "rftjudge[openenv]"'
-    ) from exc
-
-__all__ = ["AsyncJudgeRubric", "JudgeRubric", "judge_rubric"]
+__all__ = ["judge_rubric", "rubric_classes"]  # and, lazily, AsyncJudgeRubric and JudgeRubric
 
 Extract = Callable[[Any, Any], Any]
 OpenEnvOnError = float | Literal["nan", "raise"]
@@ -85,19 +81,17 @@ def _metadata(observation: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-class AsyncJudgeRubric(Rubric):  # type: ignore[misc]  # openenv ships no type information
-    """An rftjudge judge as an OpenEnv ``Rubric`` with an ``async def forward`` (see the module)."""
+class _JudgeRubricLogic:
+    """What both rubric classes do; OpenEnv's ``Rubric`` base is added when openenv is imported."""
 
-    def __init__(
+    def _setup(
         self,
         judge: Any,
-        *,
-        on_error: OpenEnvOnError | None = None,
-        response: Extract = default_response,
-        prompt: Extract = default_prompt,
-        reference: Extract = default_reference,
+        on_error: OpenEnvOnError | None,
+        response: Extract,
+        prompt: Extract,
+        reference: Extract,
     ) -> None:
-        super().__init__()
         if not callable(getattr(judge, "ajudge_batch", None)):
             raise ConfigurationError(
                 f"judge_rubric needs an rftjudge judge or CompositeReward; got {type(judge).__name__}"
@@ -107,7 +101,7 @@ class AsyncJudgeRubric(Rubric):  # type: ignore[misc]  # openenv ships no type i
         self.response_of, self.prompt_of, self.reference_of = response, prompt, reference
         self.last_failed: bool | None = None
 
-    async def forward(self, action: Any, observation: Any) -> float:
+    async def _judge(self, action: Any, observation: Any) -> float:
         prompt = self.prompt_of(action, observation)
         response = self.response_of(action, observation)
         reference = self.reference_of(action, observation)
@@ -124,11 +118,56 @@ class AsyncJudgeRubric(Rubric):  # type: ignore[misc]  # openenv ships no type i
         return f"{type(self).__name__}({self.judge!r}, on_error={self.fallback!r})"
 
 
-class JudgeRubric(AsyncJudgeRubric):
-    """The same rubric with a synchronous ``forward`` (blocks until the judgment is made)."""
+@functools.cache
+def rubric_classes() -> tuple[type[Any], type[Any]]:
+    """``(AsyncJudgeRubric, JudgeRubric)``: subclasses of OpenEnv's ``Rubric``, built on first use.
 
-    def forward(self, action: Any, observation: Any) -> float:  # type: ignore[override]
-        return run_sync(AsyncJudgeRubric.forward(self, action, observation))
+    openenv is imported here, not when this module is imported: it cannot be installed next to every
+    trainer (openenv 0.10 needs ``mcp < 2`` through fastmcp, verifiers 0.4 pins ``mcp == 2.0.0``).
+    """
+    try:
+        from openenv.core.rubrics import Rubric
+    except ImportError as exc:
+        raise ImportError(
+            f'rftjudge.integrations.openenv needs OpenEnv: pip install "rftjudge[openenv]" ({exc})'
+        ) from exc
+
+    class AsyncJudgeRubric(_JudgeRubricLogic, Rubric):  # type: ignore[misc]
+        """An rftjudge judge as an OpenEnv ``Rubric`` with an ``async def forward``."""
+
+        def __init__(
+            self,
+            judge: Any,
+            *,
+            on_error: OpenEnvOnError | None = None,
+            response: Extract = default_response,
+            prompt: Extract = default_prompt,
+            reference: Extract = default_reference,
+        ) -> None:
+            Rubric.__init__(self)
+            self._setup(judge, on_error, response, prompt, reference)
+
+        async def forward(self, action: Any, observation: Any) -> float:
+            return await self._judge(action, observation)
+
+    class JudgeRubric(AsyncJudgeRubric):
+        """The same rubric with a synchronous ``forward`` (blocks until the judgment is made)."""
+
+        def forward(self, action: Any, observation: Any) -> float:  # type: ignore[override]
+            return run_sync(self._judge(action, observation))
+
+    for cls in (AsyncJudgeRubric, JudgeRubric):  # found by pickle under the module's names
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+    return AsyncJudgeRubric, JudgeRubric
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncJudgeRubric`` / ``JudgeRubric`` (importing openenv on first access)."""
+    if name == "AsyncJudgeRubric":
+        return rubric_classes()[0]
+    if name == "JudgeRubric":
+        return rubric_classes()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def judge_rubric(
@@ -139,13 +178,14 @@ def judge_rubric(
     prompt: Extract = default_prompt,
     reference: Extract = default_reference,
     sync: bool = False,
-) -> AsyncJudgeRubric:
+) -> Any:
     """``judge`` as an OpenEnv ``Rubric``: async ``forward`` by default, ``sync=True`` a plain one.
 
     ``on_error``: the value of a failed judgment — a number, ``"nan"`` (abstain) or ``"raise"``;
     default: the judge's own ``on_error`` (``"abstain"`` becomes ``"nan"``).
     """
-    cls = JudgeRubric if sync else AsyncJudgeRubric
+    async_cls, sync_cls = rubric_classes()
+    cls = sync_cls if sync else async_cls
     return cls(judge, on_error=on_error, response=response, prompt=prompt, reference=reference)
 
 
