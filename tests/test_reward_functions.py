@@ -80,6 +80,16 @@ async def test_metrics_go_to_log_metric_when_the_trainer_passes_one_else_to_the_
     assert any('"judge/failure_rate": 0.0' in r.getMessage() for r in caplog.records)
 
 
+async def test_a_failing_sink_is_logged_and_the_rewards_still_come_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    judge, _ = scripted_judge()
+    func = judge.as_reward_func(metrics_sink=tmp_path / "missing-dir" / "m.jsonl")
+    with caplog.at_level(logging.ERROR, logger="rftjudge"):
+        assert await func(prompts=["q"], completions=["4"]) == [GOOD]
+    assert any("metrics_sink failed" in r.getMessage() for r in caplog.records)
+
+
 def test_a_sink_that_is_none_of_the_three_is_refused() -> None:
     judge, _ = scripted_judge()
     with pytest.raises(ConfigurationError, match="metrics_sink"):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 GroupBy = Literal["auto", "prompt", "call"]
+
+logger = logging.getLogger("rftjudge")
 
 # What TRL adds to a call that is not a dataset column.
 _TRAINER_KWARGS = frozenset({"trainer_state", "log_metric", "log_extra", "environments"})
@@ -157,7 +160,10 @@ class _JudgeCall:
                 for key, value in metrics.items():
                     log_metric(key, value)
             elif self.metrics_sink is not None:
-                self.metrics_sink.emit(self.__name__, metrics)
+                try:
+                    self.metrics_sink.emit(self.__name__, metrics)
+                except Exception as exc:  # a full disk or a broken callable must not stop training
+                    logger.error("rftjudge: %s: metrics_sink failed: %r", self.__name__, exc)
         if callable(log_extra):
             log_extra(f"{self.__name__}_rationale", [self.judge.rationale_of(o) for o in outcomes])
 
