@@ -22,8 +22,9 @@ which veRL 0.9's reward loop awaits). Each worker builds its own judge when it i
       max_rpm: 3000
       timeout: 120
 
-The dataset must carry the question in ``extra_info["question"]`` (veRL's example preprocessors do)
-and the reference in ``reward_model.ground_truth``. The legacy ``batch`` manager takes
+The question is read from ``extra_info["question"]`` when the row has it (veRL's example
+preprocessors store it; a row without it is judged without the question) and the reference from
+``reward_model.ground_truth``. The legacy ``batch`` manager takes
 ``compute_score_batch`` instead. A failed judgment scores ``JUDGE_ON_ERROR`` (default 0.5) with
 ``judge_failed = 1`` in ``reward_extra_info``.
 

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge._sync",
             "rftjudge._limits",
             "rftjudge._rebuild",
+            "rftjudge._sinks",
             "rftjudge._jsonschema",
             "rftjudge._text",
             "rftjudge.calibration",

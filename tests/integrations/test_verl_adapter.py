@@ -96,11 +96,18 @@ async def test_on_error_raise_lets_the_error_through() -> None:
         await naive_manager_call(compute_score, "FAIL")
 
 
-async def test_question_key_is_configurable_and_missing_question_is_named() -> None:
+async def test_question_key_is_configurable_and_a_missing_question_is_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     judge, script = scripted_judge(on_error=0.5)
     row = {**ROW, "extra_info": {"problem": "What is 2+2?"}}
-    with pytest.raises(ConfigurationError, match=r"'question'.*problem"):
-        await naive_manager_call(make_compute_score(judge), "4", row)
+    compute_score = make_compute_score(judge)
+    with caplog.at_level("WARNING", logger="rftjudge"):
+        await naive_manager_call(compute_score, "4", row)
+        await naive_manager_call(compute_score, "4", row)
+    assert script.seen[-1]["prompt"] == ""
+    warnings = [r for r in caplog.records if "judging without the question" in r.getMessage()]
+    assert len(warnings) == 1 and "problem" in warnings[0].getMessage()  # once, naming the keys
     await naive_manager_call(make_compute_score(judge, question_key="problem"), "4", row)
     assert script.seen[-1]["prompt"] == "What is 2+2?"
     await naive_manager_call(make_compute_score(judge, question_key=None), "4", row)

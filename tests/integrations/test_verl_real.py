@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -40,19 +40,21 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verl_reward.py"
 FORMS = ROOT / "tests" / "support" / "verl_reward_forms.py"
 
-# (correctness, clarity) on the example's 1-5 scale per response; FAIL gets no verdict at all.
+# (correctness, clarity) on the example's 1-5 scale per response; UNJUDGED gets no verdict at all
+# (words of the tiny tokenizer's vocabulary, so that it decodes to itself and is content to the guard).
 # Normalised to [0, 1] and weighted 2:1, as the example's rubric says.
-VERDICTS = {"The answer is four.": (5, 3), "two plus two is 4": (3, 5), "five": (1, 1)}
+VERDICTS = {"The answer is four": (5, 3), "two plus two is 4": (3, 5), "five": (1, 1)}
 EXPECTED = {  # response -> (score, correctness, clarity)
-    "The answer is four.": (2.5 / 3, 1.0, 0.5),
+    "The answer is four": (2.5 / 3, 1.0, 0.5),
     "two plus two is 4": (2.0 / 3, 0.5, 1.0),
     "five": (0.0, 0.0, 0.0),
 }
 NEUTRAL = 0.5  # the example's JUDGE_ON_ERROR default
+UNJUDGED = "Maybe three"
 SAMPLES = [  # (question, response): different lengths, so the reward lands on different tokens
-    ("What is two plus two?", "The answer is four."),
+    ("What is two plus two?", "The answer is four"),
     ("two plus two?", "two plus two is 4"),
-    ("What is 2+2?", "FAIL"),
+    ("What is 2+2?", UNJUDGED),
     ("2+2?", "five"),
 ]
 
@@ -67,7 +69,7 @@ def _grade(payload: dict[str, Any]) -> Reply:
                 "scores": {"correctness": correctness, "clarity": clarity},
             }
             return Reply(body=chat_reply(json.dumps(verdict)))
-    return Reply(body=chat_reply("no verdict"))  # FAIL: unparseable, also on the re-ask
+    return Reply(body=chat_reply("no verdict"))  # UNJUDGED: unparseable, also on the re-ask
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +111,16 @@ def verl_config(
     return config
 
 
-def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto:
-    """A rollout batch as veRL's trainer holds it: left-padded prompts, right-padded responses."""
+def make_batch(
+    tokenizer_dir: Path,
+    samples: list[tuple[str, str]],
+    extra_infos: list[Any] | Literal["questions"] | None = "questions",
+) -> DataProto:
+    """A rollout batch as veRL's trainer holds it: left-padded prompts, right-padded responses.
+
+    ``extra_infos``: each row's ``extra_info`` (default: split, index and question, as veRL's
+    example preprocessors store them); ``None``: the data set has no ``extra_info`` column at all.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -126,6 +136,18 @@ def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto
         mask.append([0] * (p_len - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (r_len - len(r)))
     prompts_t, responses_t = torch.tensor(prompts), torch.tensor(responses)
     n = len(samples)
+    if extra_infos == "questions":
+        extra_infos = [
+            {"split": "train", "index": i, "question": q} for i, (q, _) in enumerate(samples)
+        ]
+    non_tensors = {
+        "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
+        "reward_model": np.array([{"style": "rule", "ground_truth": "4"}] * n, dtype=object),
+    }
+    if extra_infos is not None:
+        column = np.empty(n, dtype=object)
+        column[:] = extra_infos
+        non_tensors["extra_info"] = column
     return DataProto.from_dict(
         tensors={
             "prompts": prompts_t,
@@ -133,14 +155,7 @@ def make_batch(tokenizer_dir: Path, samples: list[tuple[str, str]]) -> DataProto
             "input_ids": torch.cat([prompts_t, responses_t], dim=1),
             "attention_mask": torch.tensor(mask),
         },
-        non_tensors={
-            "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
-            "reward_model": np.array([{"style": "rule", "ground_truth": "4"}] * n, dtype=object),
-            "extra_info": np.array(
-                [{"split": "train", "index": i, "question": q} for i, (q, _) in enumerate(samples)],
-                dtype=object,
-            ),
-        },
+        non_tensors=non_tensors,
     )
 
 
@@ -335,3 +350,78 @@ def test_legacy_managers_take_the_batch_and_sync_forms(
     out = manager(data, return_dict=True)
     assert_token_rewards(out["reward_tensor"], data, SAMPLES)
     assert_extra_info(dict(out["reward_extra_info"]), SAMPLES)
+
+
+# -- rows without a question: judged without it, never refused ----------------------------------
+
+NO_QUESTION = {
+    "no extra_info column": None,
+    "empty extra_info": [{} for _ in SAMPLES],
+    "extra_info without a question": [{"split": "train", "index": i} for i in range(len(SAMPLES))],
+}
+
+
+def assert_judge_saw_no_question(server: LoopbackServer, start: int) -> None:
+    sent = [p["messages"][-1]["content"] for p in server.requests[start:]]
+    assert sent
+    for question, _ in SAMPLES:
+        assert not any(question in s.split("RESPONSE:")[0] for s in sent)
+
+
+@pytest.mark.parametrize("case", list(NO_QUESTION))
+@pytest.mark.parametrize("manager", ["naive", "rate_limited"])
+async def test_rows_without_a_question_are_judged_without_it(
+    case: str,
+    manager: str,
+    judge_env: LoopbackServer,
+    tokenizer_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verl.experimental.reward_loop.reward_manager.limited import RateLimitedRewardManager
+
+    monkeypatch.setattr(RateLimitedRewardManager, "_class_initialized", False)
+    start = len(judge_env.requests)
+    config = verl_config(tokenizer_dir, EXAMPLE, "compute_score", manager, max_concurrent=4)
+    outputs = await score_in_process(
+        config, make_batch(tokenizer_dir, SAMPLES, extra_infos=NO_QUESTION[case])
+    )
+    assert [o["reward_extra_info"] for o in outputs] == [
+        pytest.approx(expected_row(r)) for _, r in SAMPLES
+    ]
+    assert_judge_saw_no_question(judge_env, start)
+
+
+async def test_extra_info_none_in_the_reward_loops_call_shape(judge_env: LoopbackServer) -> None:
+    """veRL's own managers index extra_info before calling (a None row fails inside veRL), but a
+    custom manager or a direct call may pass None: judged without the question."""
+    forms = _load_example_module()
+    start = len(judge_env.requests)
+    for extra_info in (None, {}, {"question": None}, {"question": ""}):
+        result = await forms.compute_score(
+            data_source="openai/gsm8k",
+            solution_str="The answer is four",
+            ground_truth="4",
+            extra_info=extra_info,
+        )
+        assert result == pytest.approx(expected_row("The answer is four"))
+    batch = forms.compute_score_batch(
+        data_sources=["x", "x"],
+        solution_strs=["The answer is four", "five"],
+        ground_truths=["4", None],
+        extra_infos=[None, {"split": "train"}],
+    )
+    assert batch == [
+        pytest.approx(expected_row("The answer is four")),
+        pytest.approx(expected_row("five")),
+    ]
+    assert_judge_saw_no_question(judge_env, start)
+
+
+def _load_example_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rftjudge_example_verl_reward_t20", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -232,7 +232,7 @@ async def test_swap_consistency_is_logged_per_step_and_disagreements_count_as_ti
     assert logged["pw/swap_consistency"] == 0.0
     assert logged["pw/requests_per_group"] == 12.0
 
-    fair = PreferenceJudge(FunctionClient(hard()), name="pw")
+    fair = PreferenceJudge(FunctionClient(hard()), name="pw", group_reward="win_rate")
     logged.clear()
     rewards = await fair.as_reward_func(mode="group")(
         prompts=["q"] * 4,

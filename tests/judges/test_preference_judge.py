@@ -207,7 +207,7 @@ async def test_group_mode_win_rates_two_prompts_four_completions() -> None:
         "p2-d": 4,
     }
     client = FunctionClient(by_quality(quality))
-    pj = PreferenceJudge(client)
+    pj = PreferenceJudge(client, group_reward="win_rate")
     reward = pj.as_reward_func(mode="group", name="pref")
     assert reward.__name__ == "pref"
     prompts = ["p1"] * 4 + ["p2"] * 4
@@ -223,7 +223,9 @@ async def test_group_mode_win_rates_two_prompts_four_completions() -> None:
 
 
 async def test_group_mode_single_completion_falls_back_to_reference_or_abstains() -> None:
-    pj = PreferenceJudge(FunctionClient(by_quality({"x": 5, "ref": 1, "y": 1, "z": 3})))
+    pj = PreferenceJudge(
+        FunctionClient(by_quality({"x": 5, "ref": 1, "y": 1, "z": 3})), group_reward="win_rate"
+    )
     reward = pj.as_reward_func(mode="group")
     out = await reward(prompts=["p", "q", "q"], completions=["x", "y", "z"], reference=["ref"] * 3)
     assert out == [1.0, 0.0, 1.0]
@@ -233,7 +235,7 @@ async def test_group_mode_single_completion_falls_back_to_reference_or_abstains(
 
 async def test_group_identical_completions_share_one_result() -> None:
     client = FunctionClient(by_quality({"x": 5, "y": 1}))
-    pj = PreferenceJudge(client)
+    pj = PreferenceJudge(client, group_reward="win_rate")
     out = await pj.areward_group("p", ["x", "y", "x", "x"])
     assert out == [1.0, 0.0, 1.0, 1.0]
     assert len(client.calls) == 2  # one pair, both orders

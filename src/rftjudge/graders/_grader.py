@@ -42,6 +42,7 @@ from ._similarity import Embed
 from ._template import make_sample
 
 if TYPE_CHECKING:
+    from .._sinks import MetricsSinkLike
     from ..rewards import RewardFunc
 
 __all__ = ["GradeResult", "GraderError", "OpenAIGrader", "load_openai_grader"]
@@ -222,13 +223,18 @@ class OpenAIGrader(RewardBase[GradeResult]):
         return metrics
 
     def as_reward_func(
-        self, name: str | None = None, reference_column: str = "reference"
+        self,
+        name: str | None = None,
+        reference_column: str = "reference",
+        *,
+        metrics_sink: MetricsSinkLike | None = None,
     ) -> RewardFunc:
-        """TRL's ``async def`` reward function; the ``item`` is the whole row (``prompt`` and every
-        column TRL passes), so ``reference_column`` is not needed (kept for the common signature)."""
+        """TRL's reward function (a picklable object); the ``item`` is the whole row (``prompt``
+        and every column TRL passes), so ``reference_column`` is not needed (kept for the common
+        signature)."""
         from ..rewards import trl_item_reward_func
 
-        return trl_item_reward_func(self, name=name)
+        return trl_item_reward_func(self, name=name, metrics_sink=metrics_sink)
 
     def __repr__(self) -> str:
         return f"OpenAIGrader(name={self.name!r}, type={self.config.type!r})"

@@ -8,8 +8,11 @@ What veRL 0.9's reward loop expects, and what this adapter does about it:
 
 - ``compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)``, called with
   keywords. The prompt is not passed: the question is read from ``extra_info[question_key]``
-  (default ``"question"``, what veRL's example preprocessors store). ``ground_truth`` may be any JSON
-  value (numpy arrays from parquet included); the judge sees it as text.
+  (default ``"question"``, what veRL's example preprocessors store) when the row has it; a row
+  whose ``extra_info`` is missing, ``None``, empty or without that key is judged without the
+  question (logged once per process), never refused. ``ground_truth`` may be any JSON value
+  (numpy arrays from parquet included; missing or ``None``: no reference); the judge sees it as
+  text. ``data_source`` is ignored.
 - Async is detected with ``inspect.iscoroutinefunction``, so the default form is a plain
   ``async def`` (an object with an async ``__call__`` would be taken as sync and never awaited).
   ``sync=True`` gives a plain function for the ``remote`` manager (Ray workers, sync only).
@@ -35,6 +38,7 @@ This module imports nothing from veRL.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
@@ -55,6 +59,8 @@ from ._rubrics import attach_rubric, split_label
 
 __all__ = ["make_batch_compute_score", "make_compute_score"]
 
+logger = logging.getLogger("rftjudge")
+
 _RESERVED = ("score", "judge_failed")
 
 AsyncComputeScore = Callable[..., Awaitable[dict[str, float]]]
@@ -72,6 +78,7 @@ class _Scorer:
             )
         self.judge = judge
         self.question_key = question_key
+        self.warned = False
         self.fallback: Fallback = resolve_fallback(judge, on_error, where="veRL's compute_score")
         self.criteria = criterion_names(judge)
         clash = sorted(set(self.criteria) & set(_RESERVED))
@@ -82,16 +89,25 @@ class _Scorer:
             )
 
     def question(self, extra_info: Any) -> str:
+        """The row's question, or ``""`` (judged without it) when the row has none.
+
+        veRL rows often lack it: ``extra_info`` is ``{}`` or ``None`` for datasets whose
+        preprocessing stored no question. That is logged once per process, never raised.
+        """
         if self.question_key is None:
             return ""
         info = extra_info if isinstance(extra_info, Mapping) else {}
-        if self.question_key not in info:
-            raise ConfigurationError(
-                f"veRL extra_info has no {self.question_key!r} (keys: {sorted(map(str, info))}); "
-                "store the question there when preprocessing the dataset, or pass question_key= "
-                "(None to judge without the question)"
-            )
-        value = plain(info[self.question_key])
+        value = plain(info.get(self.question_key))
+        if value is None or value == "":
+            if not self.warned:
+                self.warned = True
+                logger.warning(
+                    "rftjudge: veRL extra_info has no %r (keys: %s): judging without the question; "
+                    "store it there when preprocessing the dataset, or pass question_key=",
+                    self.question_key,
+                    sorted(map(str, info)),
+                )
+            return ""
         return value if isinstance(value, str) else as_text(value, what="prompt")
 
     def inputs(
@@ -141,7 +157,8 @@ def make_compute_score(
 ) -> AsyncComputeScore | SyncComputeScore:
     """veRL's per-sample ``compute_score`` for ``judge`` (an ``async def``; ``sync=True``: a plain one).
 
-    ``question_key``: the ``extra_info`` key holding the question (None: judge without it).
+    ``question_key``: the ``extra_info`` key holding the question, used when a row has it (None:
+    never send the question).
     ``on_error``: the value of a failed sample (defaults to the judge's numeric ``on_error``;
     ``"abstain"`` is refused because veRL needs a number), or ``"raise"``.
     """

@@ -42,6 +42,7 @@ from .._types import Usage
 from ._options import OnError
 
 if TYPE_CHECKING:
+    from .._sinks import MetricsSinkLike
     from ..rewards import RewardFunc
 
 
@@ -62,7 +63,11 @@ V = TypeVar("V", bound=BaseModel)
 
 @dataclass
 class JudgeStats:
-    """Running totals of one judge: how many judgments, how many failed and why, tokens spent."""
+    """Running totals of one judge: how many judgments, how many failed and why, tokens spent.
+
+    Per process: a judge pickled into another process (TRL's AsyncGRPO child, Ray workers) starts
+    there from zero and its counts stay there (``as_reward_func(metrics_sink=...)`` reports them).
+    """
 
     judgments: int = 0
     failures: Counter[str] = field(default_factory=Counter)
@@ -302,16 +307,25 @@ class RewardBase(Rebuildable, ABC, Generic[R]):
     # -- trainer adapters ------------------------------------------------------------------------
 
     def as_reward_func(
-        self, name: str | None = None, reference_column: str = "reference"
+        self,
+        name: str | None = None,
+        reference_column: str = "reference",
+        *,
+        metrics_sink: MetricsSinkLike | None = None,
     ) -> RewardFunc:
-        """An ``async def`` reward function with TRL's signature (see :mod:`rftjudge.rewards`).
+        """A TRL reward function: a picklable object with an async ``__call__`` (see
+        :mod:`rftjudge.rewards`), for ``GRPOTrainer`` and ``AsyncGRPOTrainer`` alike.
 
-        For callers that only call synchronous functions (TRL's Online DPO, TRL < 0.27) wrap it:
+        ``metrics_sink`` (a callable, a JSONL path or a ``logging.Logger``) receives each call's
+        metrics when the trainer passes no ``log_metric``. For callers that only call synchronous
+        functions (TRL's Online DPO, TRL < 0.27) wrap it:
         ``rftjudge.integrations.trl.sync_reward_func(judge)``.
         """
         from ..rewards import trl_reward_func
 
-        return trl_reward_func(self, name=name, reference_column=reference_column)
+        return trl_reward_func(
+            self, name=name, reference_column=reference_column, metrics_sink=metrics_sink
+        )
 
     def metrics_of(self, outcomes: Sequence[R | BaseException]) -> dict[str, float]:
         """Per-batch metrics to log (subclasses add per-criterion means).

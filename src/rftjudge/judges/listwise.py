@@ -59,10 +59,11 @@ from typing_extensions import Unpack
 
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, JudgeError, VerdictError
+from .._sinks import MetricsSinkLike
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
-from ..rewards import RewardFunc
+from ..rewards import GroupBy, RewardFunc
 from ..templates import PromptTemplate
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
 from ._distribution import Labels, exact_each, expectation, in_band
@@ -495,12 +496,24 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         return metrics
 
     def as_reward_func(
-        self, name: str | None = None, reference_column: str = "reference"
+        self,
+        name: str | None = None,
+        reference_column: str = "reference",
+        *,
+        metrics_sink: MetricsSinkLike | None = None,
+        group_by: GroupBy = "auto",
     ) -> RewardFunc:
-        """TRL reward function scoring each prompt's completions as one group."""
+        """TRL reward function scoring each group's completions together (picklable; groups
+        found per ``group_by``, see :class:`rftjudge.rewards.GroupRewardFunction`)."""
         from ..rewards import trl_group_reward_func
 
-        return trl_group_reward_func(self, name=name, reference_column=reference_column)
+        return trl_group_reward_func(
+            self,
+            name=name,
+            reference_column=reference_column,
+            metrics_sink=metrics_sink,
+            group_by=group_by,
+        )
 
     def __repr__(self) -> str:
         return (
