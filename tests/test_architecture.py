@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge._rebuild",
             "rftjudge._jsonschema",
             "rftjudge._text",
+            "rftjudge._content",
             "rftjudge.calibration",
             "rftjudge.pricing",
             "rftjudge.cache",

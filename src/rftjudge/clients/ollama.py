@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError, HTTPStatusError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from ._parts import ollama_message
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
@@ -110,6 +111,7 @@ class OllamaClient(HTTPClient):
             structured_output=self.structured_output != "none",
             logprobs=self.logprobs,
             max_top_logprobs=_MAX_TOP_LOGPROBS if self.logprobs else 0,
+            images=True,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -126,7 +128,7 @@ class OllamaClient(HTTPClient):
         options.update(self.options)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [ollama_message(m.role, m.content) for m in request.messages],
             "stream": False,
             "options": options,
         }

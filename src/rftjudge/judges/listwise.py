@@ -57,6 +57,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from typing_extensions import Unpack
 
+from .._content import content_size
 from .._errors import ConfigurationError, JudgeError, VerdictError
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
@@ -542,4 +543,4 @@ def _score_offsets(text: str) -> dict[str, int]:
 
 
 def _chars(messages: Sequence[Message]) -> int:
-    return sum(len(m.content) for m in messages)
+    return sum(content_size(m.content) for m in messages)

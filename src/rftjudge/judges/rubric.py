@@ -184,7 +184,7 @@ class RubricJudge(BaseJudge[Judgment]):
         reason = self.non_answer(response)
         if reason is not None:
             return self._failed_by_guard(reason)
-        messages = self.render(*self.prepare(prompt, response, reference))
+        messages = self.messages_for(prompt, response, reference, self.render)
         expected_mode = self.scoring == "expected"
         request = self.make_request(
             messages,
