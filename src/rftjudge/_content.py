@@ -29,6 +29,7 @@ __all__ = [
     "ImagePart",
     "Part",
     "TextPart",
+    "carries_image",
     "content_text",
     "has_images",
     "image_part",
@@ -184,6 +185,19 @@ def image_part(value: Any, *, detail: str | None = None) -> ImagePart:
                     return image_part(value[key], detail=detail)
             raise ImageError("image part has no image (TRL placeholder {'type': 'image'} unfilled)")
     raise ImageError(f"cannot read an image from {type(value).__name__}")
+
+
+def carries_image(value: Any) -> bool:
+    """Whether a trainer value is, or holds, an image (bytes, PIL, a part dict, a message list)."""
+    if isinstance(value, str):
+        return False
+    if isinstance(value, bytes | bytearray) or is_image_value(value):
+        return True
+    if isinstance(value, Mapping):
+        return carries_image(value.get("content"))
+    if isinstance(value, list | tuple):
+        return any(carries_image(v) for v in value)
+    return False
 
 
 def content_text(content: Content) -> str:

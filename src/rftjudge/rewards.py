@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ._content import carries_image
 from ._errors import ConfigurationError
 from ._text import as_text, completion_text, reference_text, safe_name
 
@@ -90,7 +91,10 @@ def trl_reward_func(
         prompt_texts, completion_texts, refs = _inputs(
             func_name, prompts, completions, kwargs, reference_column
         )
-        outcomes = await judge.ajudge_batch(prompt_texts, completion_texts, refs)
+        judged_prompts, judged = _judged(
+            judge, prompts, completions, prompt_texts, completion_texts
+        )
+        outcomes = await judge.ajudge_batch(judged_prompts, judged, refs)
         rewards = [judge.reward_of(o) for o in outcomes]
         _log(judge, func_name, outcomes, kwargs)
         _log_length_bias(func_name, rewards, completion_texts, kwargs)
@@ -116,17 +120,20 @@ def trl_group_reward_func(
         prompt_texts, completion_texts, refs = _inputs(
             func_name, prompts, completions, kwargs, reference_column
         )
+        judged_prompts, judged = _judged(
+            judge, prompts, completions, prompt_texts, completion_texts
+        )
         groups: dict[str, list[int]] = {}
         for index, text in enumerate(prompt_texts):
             groups.setdefault(text, []).append(index)
         results = await asyncio.gather(
             *(
                 judge.ajudge_group(
-                    prompt,
-                    [completion_texts[i] for i in rows],
+                    judged_prompts[rows[0]],
+                    [judged[i] for i in rows],
                     next((refs[i] for i in rows if refs[i] is not None), None) if refs else None,
                 )
-                for prompt, rows in groups.items()
+                for rows in groups.values()
             )
         )
         outcomes: list[Any] = [None] * len(prompt_texts)
@@ -163,6 +170,30 @@ def _inputs(
     completion_texts = [completion_text(c) for c in completions]
     refs = [reference_text(r) for r in references] if references is not None else None
     return prompt_texts, completion_texts, refs
+
+
+def _judged(
+    judge: Any,
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    prompt_texts: list[str],
+    completion_texts: list[str],
+) -> tuple[list[Any], list[Any]]:
+    """What the judge is handed: the text, except where it would lose what is judged.
+
+    A judge with a ``view`` renders message-list completions itself (tool calls and results kept);
+    a prompt or completion holding images (VLM GRPO, image generation) is passed whole, so that the
+    judge sends the images (TRL 1.16 puts a dataset's ``image``/``images`` into the conversational
+    prompt as ``{"type": "image", "image": <PIL>}`` parts before calling reward functions).
+    """
+    view = getattr(judge, "view", None) is not None
+    return (
+        [p if carries_image(p) else t for p, t in zip(prompts, prompt_texts, strict=True)],
+        [
+            c if (view and not isinstance(c, str)) or carries_image(c) else t
+            for c, t in zip(completions, completion_texts, strict=True)
+        ],
+    )
 
 
 def _named(reward_func: Any, func_name: str) -> RewardFunc:
