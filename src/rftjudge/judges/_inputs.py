@@ -104,12 +104,10 @@ def _response_text(
         return Rendered(value, images)
     if _is_message_list(value):
         return render_trajectory(value, view=view, tool_budget=tool_budget, images=images)
-    if is_image_value(value) or isinstance(value, bytes | bytearray):
-        # image-generation RL: the judged response is an image (bytes, PIL, a part dict)
-        return Rendered(
-            render_content([value] if isinstance(value, bytes | bytearray) else value, images),
-            images,
-        )
+    if isinstance(value, bytes | bytearray):
+        value = {"type": "image", "image": bytes(value)}  # image generation: the bytes of a picture
+    if is_image_value(value):  # image-generation RL: the judged response is an image
+        return Rendered(render_content(value, images), images)
     if isinstance(value, Sequence) and any(is_image_value(p) for p in value):
         return Rendered(render_content(value, images), images)  # parts: image + optional text
     return Rendered(as_text(value, what="response"), images)
