@@ -231,3 +231,47 @@ async def test_unreadable_image_data_is_one_items_failure() -> None:
     good = [{"role": "assistant", "content": "fine"}]
     assert await reward(prompts=["q", "q"], completions=[bad, good]) == [None, 0.75]
     assert judge.stats.failures["image"] == 1
+
+
+# -- group judging: the shared steps once ------------------------------------------------------------
+
+
+def _listwise_client() -> FunctionClient:
+    import re
+
+    def answer(request: ChatRequest) -> str:
+        ids = re.findall(r"Candidate (C\w+):", _text(request))
+        return json.dumps({"rationale": "", "scores": [{"id": i, "score": 4} for i in ids]})
+
+    return FunctionClient(answer)
+
+
+def _branching(n: int) -> list[list[dict]]:
+    """n trajectories sharing their first tool round, then each its own answer."""
+    return [trl_tool_completion(answer=f"Answer {k}.") for k in range(n)]
+
+
+async def test_group_judging_sends_the_shared_steps_once() -> None:
+    from rftjudge import ListwiseJudge
+
+    client = _listwise_client()
+    judge = ListwiseJudge(client, view="full_trace")
+    results = await judge.ajudge_group("Weather in Paris?", _branching(3))
+    assert [judge.reward_of(r) for r in results] == pytest.approx([0.4, 0.4, 0.4])
+    sent = _text(client.calls[0])
+    assert sent.count('weather({"city": "Paris"})') == 1  # shared: shown once
+    assert "begins with these same steps" in sent
+    assert all(f"Answer {k}." in sent for k in range(3))
+
+
+async def test_one_malformed_trajectory_fails_alone_in_its_group() -> None:
+    from rftjudge import ListwiseJudge
+
+    judge = ListwiseJudge(_listwise_client(), view="full_trace")
+    group = _branching(3)
+    group[1] = [*group[1][:2], {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]  # fmt: skip
+    results = await judge.ajudge_group("Weather?", group)
+    assert isinstance(results[1], TrajectoryError)
+    assert [judge.reward_of(results[k]) for k in (0, 2)] == pytest.approx([0.4, 0.4])
+    assert judge.stats.failures["trajectory"] == 1

@@ -25,10 +25,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._content import ImagePart, TextPart, carries_image, content_size, is_image_value
-from .._errors import ConfigurationError, ContextLengthError
+from .._errors import ConfigurationError, ContextLengthError, InputError
 from .._text import as_text, reference_text
 from .._types import Message
-from ..templates._trajectory import VIEWS, Rendered, View, render_content, render_trajectory
+from ..templates._trajectory import (
+    VIEWS,
+    Rendered,
+    View,
+    render_content,
+    render_trajectory,
+    shared_prefix,
+)
 
 __all__ = [
     "IMAGE_NOTE",
@@ -36,6 +43,7 @@ __all__ = [
     "build_messages",
     "carries_image",
     "check_view",
+    "group_inputs",
     "read_inputs",
     "with_images",
 ]
@@ -180,3 +188,44 @@ def build_messages(
             )
         judge.stats.truncated += 1
         budget = max(0, inputs.tool_chars - (need - limit) * 4 - 256)
+
+
+SHARED_STEPS = "Every candidate's trajectory begins with these same steps, shown once:"
+
+
+def group_inputs(
+    judge: _Judge, prompt: Any, responses: Sequence[Any], reference: Any
+) -> tuple[str, list[str | BaseException], str | None]:
+    """A group judge's prompt text, one text per response (or its per-item error), the reference.
+
+    With a ``view`` set and message-list responses, the steps every trajectory shares are rendered
+    once, after the prompt, and each candidate from where it differs (the tokens saved per group are
+    in ``benchmarks/trajectories.py``). Images are not taken by group judges yet.
+    """
+    if carries_image(prompt) or carries_image(list(responses)):
+        raise ConfigurationError(
+            f"{judge.name}: group judges do not take images yet; use RubricJudge"
+        )
+    ref = reference_text(reference)
+    ref = None if ref is None else judge.clip(ref)
+    prompt_text = judge.clip(as_text(prompt, what="prompt"))
+    if judge.view is None:
+        return prompt_text, [as_text(r, what="completion") for r in responses], ref
+    shared = shared_prefix(responses) if judge.view != "final" else 0
+    texts: list[str | BaseException] = []
+    for response in responses:
+        try:
+            rendered = _response_text(response, [], judge.view, judge.tool_budget)
+            if shared:
+                rendered = render_trajectory(
+                    response[shared:], view=judge.view, tool_budget=judge.tool_budget
+                )
+            texts.append(rendered.text)
+        except InputError as exc:
+            texts.append(exc)
+    if shared:
+        head = render_trajectory(
+            responses[0][:shared], view="full_trace", tool_budget=judge.tool_budget
+        )
+        prompt_text = judge.clip(f"{prompt_text}\n\n{SHARED_STEPS}\n{head.text}")
+    return prompt_text, texts, ref

@@ -59,7 +59,6 @@ from typing_extensions import Unpack
 
 from .._content import content_size
 from .._errors import ConfigurationError, JudgeError, VerdictError
-from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
 from ..rewards import RewardFunc
@@ -68,6 +67,7 @@ from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
 from ._distribution import Labels, exact_each, expectation, in_band
 from ._exact import ExactReader, letter_labels
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._inputs import group_inputs
 from ._listwise_design import (
     Answer,
     Outcome,
@@ -290,8 +290,8 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     async def _group(
         self, prompt: Any, responses: Sequence[Any], reference: Any
     ) -> tuple[list[float | BaseException], Outcome]:
-        texts = [as_text(r, what="completion") for r in responses]
-        prompt_text, _, ref = self.prepare(prompt, "", reference)
+        prompt_text, rendered, ref = group_inputs(self, prompt, responses, reference)
+        texts = [t if isinstance(t, str) else "" for t in rendered]  # failed items: set back below
         guarded = {t: reason for t in dict.fromkeys(texts) if (reason := self.non_answer(t))}
         unique = [t for t in dict.fromkeys(texts) if t not in guarded]
         outcome = (
@@ -315,6 +315,9 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
                 continue
             reward = min(1.0, max(0.0, self.scale.normalise(value)))
             results.append(GroupReward(reward, info, outcome.rationale))
+        results = [
+            t if isinstance(t, BaseException) else r for t, r in zip(rendered, results, strict=True)
+        ]
         return results, outcome
 
     async def _score(self, prompt: str, unique: list[str], reference: str | None) -> Outcome:

@@ -191,3 +191,34 @@ def _code(rows: Sequence[Mapping[str, Any]]) -> str:
     """A digest of the whole trajectory: no message in it can contain the code of itself."""
     blob = json.dumps(list(rows), ensure_ascii=False, sort_keys=True, default=_opaque)
     return "#" + hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def shared_prefix(trajectories: Sequence[Any]) -> int:
+    """How many leading messages every trajectory of a group shares (0 unless all are message
+    lists), stopping so that each one keeps an assistant turn of its own after the prefix.
+
+    A group judge renders those messages once, beside the prompt (RULER's de-duplication), and each
+    candidate only from where it differs.
+    """
+    if len(trajectories) < 2 or not all(
+        isinstance(t, Sequence)
+        and not isinstance(t, str)
+        and t
+        and all(isinstance(m, Mapping) for m in t)
+        for t in trajectories
+    ):
+        return 0
+    first = trajectories[0]
+    length = 0
+    for length in range(min(len(t) for t in trajectories) + 1):
+        if length == min(len(t) for t in trajectories) or any(
+            t[length] != first[length] for t in trajectories[1:]
+        ):
+            break
+    while length and not all(
+        any(m.get("role", "assistant") == "assistant" for m in t[length:]) for t in trajectories
+    ):
+        length -= 1
+    if not any(m.get("role", "assistant") == "assistant" for m in first[:length]):
+        return 0  # nothing the agent did is shared
+    return length
