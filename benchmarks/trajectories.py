@@ -29,7 +29,21 @@ from rftjudge import ChatRequest, Criterion, FunctionClient, ListwiseJudge, Rubr
 from rftjudge._content import content_size
 from rftjudge.judges import _inputs
 
-WORDS = "search fetch result table value city report page answer step check source number".split()
+WORDS = [
+    "search",
+    "fetch",
+    "result",
+    "table",
+    "value",
+    "city",
+    "report",
+    "page",
+    "answer",
+    "step",
+    "check",
+    "source",
+    "number",
+]
 CRITERIA = [Criterion(name="process", description="Did the agent use its tools well?")]
 
 
