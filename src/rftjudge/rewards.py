@@ -26,6 +26,7 @@ __all__ = [
     "RewardFunc",
     "as_text",
     "completion_text",
+    "judged_completion",
     "reference_text",
     "trl_group_reward_func",
     "trl_reward_func",
@@ -186,14 +187,23 @@ def _judged(
     judge sends the images (TRL 1.16 puts a dataset's ``image``/``images`` into the conversational
     prompt as ``{"type": "image", "image": <PIL>}`` parts before calling reward functions).
     """
-    view = getattr(judge, "view", None) is not None
     return (
         [p if carries_image(p) else t for p, t in zip(prompts, prompt_texts, strict=True)],
         [
-            c if (view and not isinstance(c, str)) or carries_image(c) else t
+            judged_completion(judge, c, t)
             for c, t in zip(completions, completion_texts, strict=True)
         ],
     )
+
+
+def judged_completion(judge: Any, completion: Any, text: str) -> Any:
+    """``completion`` itself where its ``text`` would lose what the judge is to see (a trajectory
+    under a judge ``view``, an image), else ``text``. Shared by every trainer adapter."""
+    if carries_image(completion):
+        return completion
+    if getattr(judge, "view", None) is not None and not isinstance(completion, str):
+        return completion
+    return text
 
 
 def _named(reward_func: Any, func_name: str) -> RewardFunc:

@@ -275,3 +275,14 @@ async def test_one_malformed_trajectory_fails_alone_in_its_group() -> None:
     assert isinstance(results[1], TrajectoryError)
     assert [judge.reward_of(results[k]) for k in (0, 2)] == pytest.approx([0.4, 0.4])
     assert judge.stats.failures["trajectory"] == 1
+
+
+async def test_the_verifiers_classic_adapter_passes_the_trajectory_too() -> None:
+    from rftjudge.integrations.verifiers import classic_reward_func
+
+    client = _client()
+    reward = classic_reward_func(RubricJudge(client, CRITERIA, view="tools"), on_error="raise")
+    value = await reward(prompt="Weather?", completion=trl_tool_completion(), answer=None)
+    assert value == 0.75
+    sent = _text(client.calls[0])
+    assert 'weather({"city": "Paris"})' in sent and "Let me check." not in sent
