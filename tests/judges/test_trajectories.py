@@ -286,3 +286,29 @@ async def test_the_verifiers_classic_adapter_passes_the_trajectory_too() -> None
     assert value == 0.75
     sent = _text(client.calls[0])
     assert 'weather({"city": "Paris"})' in sent and "Let me check." not in sent
+
+
+# -- per-step progress --------------------------------------------------------------------------------
+
+
+async def test_step_judge_scores_each_assistant_step() -> None:
+    from rftjudge.judges import StepJudge
+
+    answers = iter(
+        [
+            json.dumps({"rationale": "", "steps": [5], "outcome": 10}),  # wrong count: re-asked
+            json.dumps({"rationale": "ok", "steps": [5, 10], "outcome": 8}),
+        ]
+    )
+    client = FunctionClient(lambda request: next(answers))
+    judge = StepJudge(client)
+    result = await judge.ajudge("Weather in Paris?", trl_tool_completion())
+    assert result.steps == [0.5, 1.0] and result.outcome == 0.8 and result.score == 0.8
+    assert result.reasks == 1
+    first = client.calls[0]
+    assert first.output_schema["properties"]["steps"]["minItems"] == 2  # type: ignore[index]
+    assert "each of the 2 assistant step(s)" in _text(first)
+    mean = StepJudge(
+        FunctionClient(lambda r: json.dumps({"steps": [5, 10], "outcome": 0})), reward_from="min"
+    )
+    assert (await mean.ajudge("q", trl_tool_completion())).score == 0.5
