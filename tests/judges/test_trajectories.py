@@ -312,3 +312,20 @@ async def test_step_judge_scores_each_assistant_step() -> None:
         FunctionClient(lambda r: json.dumps({"steps": [5, 10], "outcome": 0})), reward_from="min"
     )
     assert (await mean.ajudge("q", trl_tool_completion())).score == 0.5
+
+
+async def test_preference_group_mode_compares_trajectories_with_the_shared_steps_once() -> None:
+    from rftjudge import PreferenceJudge
+
+    client = FunctionClient(lambda request: json.dumps({"rationale": "", "winner": "A"}))
+    judge = PreferenceJudge(client, view="full_trace", swap=False)
+    group = _branching(3)
+    group[2] = [{"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]  # fmt: skip
+    results = await judge.ajudge_group("Weather?", group)
+    assert isinstance(results[2], TrajectoryError) and judge.stats.failures["trajectory"] == 1
+    assert all(not isinstance(r, BaseException) for r in results[:2])
+    sent = _text(client.calls[0])
+    assert "Answer 0." in sent or "Answer 1." in sent
+    with pytest.raises(ConfigurationError, match="group judges do not take images yet"):
+        await judge.acompare("q", PNG, "text")
