@@ -45,6 +45,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 SUPPORTED_MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _URL_SCHEMES = ("http://", "https://", "gs://")
+_PAYLOAD_KEYS = ("image", "image_url", "url", "path", "data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,14 @@ def sniff(data: bytes) -> str:
     )
 
 
+def _is_image_bytes(data: bytes) -> bool:
+    try:
+        sniff(data)
+    except ImageError:
+        return False
+    return True
+
+
 def _from_bytes(data: bytes, detail: str | None) -> ImagePart:
     return ImagePart(data=data, media_type=sniff(data), detail=detail)
 
@@ -152,8 +161,9 @@ def is_image_value(value: Any) -> bool:
     """Whether ``value`` is an image part dict (TRL's or OpenAI's) or an image object."""
     if isinstance(value, ImagePart) or _is_pil(value):
         return True
-    if isinstance(value, Mapping):
-        return value.get("type") in ("image", "image_url", "input_image")
+    if isinstance(value, Mapping) and value.get("type") in ("image", "image_url", "input_image"):
+        # TRL's bare {"type": "image"} is a placeholder its trainer fills: no image to send yet
+        return any(value.get(k) is not None for k in _PAYLOAD_KEYS)
     return False
 
 
@@ -180,7 +190,7 @@ def image_part(value: Any, *, detail: str | None = None) -> ImagePart:
             hint = inner.get("detail") if isinstance(inner, Mapping) else None
             return image_part(url, detail=hint or detail)
         if kind in ("image", "input_image"):
-            for key in ("image", "image_url", "url", "path", "data"):
+            for key in _PAYLOAD_KEYS:
                 if value.get(key) is not None:
                     return image_part(value[key], detail=detail)
             raise ImageError("image part has no image (TRL placeholder {'type': 'image'} unfilled)")
@@ -191,7 +201,9 @@ def carries_image(value: Any) -> bool:
     """Whether a trainer value is, or holds, an image (bytes, PIL, a part dict, a message list)."""
     if isinstance(value, str):
         return False
-    if isinstance(value, bytes | bytearray) or is_image_value(value):
+    if isinstance(value, bytes | bytearray):
+        return _is_image_bytes(bytes(value))  # other bytes are undecoded text: as_text says so
+    if is_image_value(value):
         return True
     if isinstance(value, Mapping):
         return carries_image(value.get("content"))

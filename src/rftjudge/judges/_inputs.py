@@ -112,7 +112,7 @@ def _response_text(
         return Rendered(value, images)
     if _is_message_list(value):
         return render_trajectory(value, view=view, tool_budget=tool_budget, images=images)
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, bytes | bytearray) and carries_image(value):
         value = {"type": "image", "image": bytes(value)}  # image generation: the bytes of a picture
     if is_image_value(value):  # image-generation RL: the judged response is an image
         return Rendered(render_content(value, images), images)
