@@ -329,3 +329,30 @@ async def test_preference_group_mode_compares_trajectories_with_the_shared_steps
     assert "Answer 0." in sent or "Answer 1." in sent
     with pytest.raises(ConfigurationError, match="group judges do not take images yet"):
         await judge.acompare("q", PNG, "text")
+
+
+async def test_an_image_a_tool_returned_is_sent_with_the_trace() -> None:
+    client = _client()
+    trace = trl_tool_completion()
+    # TRL keeps a tool's list result as content parts (multimodal tool responses)
+    trace[1]["content"] = [{"type": "image", "image": PNG}, {"type": "text", "text": "radar"}]
+    await RubricJudge(client, CRITERIA, view="full_trace").ajudge("Weather?", trace)
+    parts = _parts(client.calls[0])
+    assert "[image 1]radar" in "".join(p.text for p in parts if isinstance(p, TextPart))
+    assert [p.data for p in parts if isinstance(p, ImagePart)] == [PNG]
+
+
+async def test_a_url_where_the_provider_needs_bytes_is_one_items_failure() -> None:
+    from rftjudge import BedrockClient
+
+    client = BedrockClient("us.amazon.nova-lite-v1:0", region="us-east-1", api_key="k")
+    judge = RubricJudge(client, CRITERIA)
+    url = [
+        {
+            "role": "assistant",
+            "content": [{"type": "image_url", "image_url": "https://x.test/a.png"}],
+        }
+    ]
+    rewards = await judge.as_reward_func()(prompts=["Draw"], completions=[url])
+    assert rewards == [None] and judge.stats.failures["image"] == 1
+    await client.aclose()
