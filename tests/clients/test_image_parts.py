@@ -241,3 +241,31 @@ async def test_two_images_are_two_cache_entries_and_one_image_is_one(
     sent = json.loads(route.calls[1].request.content)["messages"][1]["content"][1]
     assert sent["image_url"]["url"].endswith(base64.b64encode(other).decode())
     await client.aclose()
+
+
+# -- what goes on the wire through each client's send shell -------------------------------------------
+
+
+SEVEN = {
+    "openai": lambda: OpenAIClient("gpt-4.1-mini", api_key="k"),
+    "vllm": lambda: OpenAIClient("m", base_url=BASE, server="vllm"),
+    "azure": lambda: AzureOpenAIClient("dep", endpoint="https://r.openai.azure.com", api_key="k"),
+    "anthropic": lambda: AnthropicClient("claude-sonnet-4-5", api_key="k"),
+    "bedrock": lambda: BedrockClient("us.amazon.nova-lite-v1:0", region="us-east-1", api_key="k"),
+    "gemini": lambda: GeminiClient("gemini-2.5-flash", api_key="k"),
+    "ollama": lambda: OllamaClient("qwen2.5vl:7b"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEVEN))
+async def test_the_body_sent_holds_the_image_bytes(api: respx.MockRouter, name: str) -> None:
+    from rftjudge import BadRequestError
+
+    route = api.route().mock(return_value=httpx.Response(400, json={"error": {"message": "no"}}))
+    client = SEVEN[name]()
+    with pytest.raises(BadRequestError):  # the answer does not matter: what was sent does
+        await client.complete(BYTES_REQ)
+    sent = json.loads(route.calls[0].request.content)
+    assert sent == json.loads(json.dumps(client.build_request(BYTES_REQ)[2]))
+    assert PNG_B64 in route.calls[0].request.content.decode()
+    await client.aclose()
