@@ -168,8 +168,13 @@ def build_messages(
     judge: _Judge, prompt: Any, response: Any, reference: Any, render: Render
 ) -> tuple[Message, ...]:
     """The messages for one item (see the module docstring)."""
-    budget = judge.tool_budget
     limit = judge.max_context_tokens
+    if limit is None and isinstance(prompt, str) and isinstance(response, str):
+        ref = reference_text(reference)  # the common case: text in, nothing to render or budget
+        return render(
+            judge.clip(prompt), judge.clip(response), None if ref is None else judge.clip(ref)
+        )
+    budget = judge.tool_budget
     while True:
         inputs = read_inputs(judge, prompt, response, reference, budget)
         messages = with_images(
