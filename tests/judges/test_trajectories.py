@@ -356,3 +356,15 @@ async def test_a_url_where_the_provider_needs_bytes_is_one_items_failure() -> No
     rewards = await judge.as_reward_func()(prompts=["Draw"], completions=[url])
     assert rewards == [None] and judge.stats.failures["image"] == 1
     await client.aclose()
+
+
+def test_a_tools_view_of_a_trajectory_without_tool_calls_says_so() -> None:
+    trace = [{"role": "assistant", "content": "I just know it."}]
+    assert "no tool calls" in render_trajectory(trace, view="tools").text
+
+
+async def test_images_with_a_system_only_template_get_a_user_turn() -> None:
+    client = _client()
+    template = "{% block system %}Judge. {{ output_schema }} {{ response }}{% endblock %}"
+    await RubricJudge(client, CRITERIA, template=template).ajudge("q", PNG)
+    assert [m.role for m in client.calls[0].messages] == ["system", "user"]

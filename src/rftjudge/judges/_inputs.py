@@ -150,7 +150,10 @@ def with_images(
             f"{getattr(judge.client, 'provider', type(judge.client).__name__)!r} does not take "
             "images (capabilities.images is false); use a vision-capable client"
         )
-    last = max(i for i, m in enumerate(messages) if m.role == "user")
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not users:  # a template with a system block only: the images get a user turn of their own
+        messages, users = (*messages, Message("user", "")), [len(messages)]
+    last = users[-1]
     head = messages[last].content
     parts: list[TextPart | ImagePart] = [TextPart(head)] if isinstance(head, str) else list(head)
     parts.append(TextPart(f"\n\n{IMAGE_NOTE}"))

@@ -179,6 +179,8 @@ def render_trajectory(
         elif view == "full_trace":
             text = render_content(message.get("content"), found).strip()
             out.append(f"[{neutralize(role)}]:\n{text}")
+    if len(out) == 1:
+        out.append("(The agent made no tool calls.)" if view == "tools" else "(No steps.)")
     return Rendered("\n\n".join(out), found, steps=step, clipped=clipped, tool_chars=tool_chars)
 
 
