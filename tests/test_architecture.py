@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge._sinks",
             "rftjudge._jsonschema",
             "rftjudge._text",
+            "rftjudge._content",
             "rftjudge.calibration",
             "rftjudge.pricing",
             "rftjudge.cache",

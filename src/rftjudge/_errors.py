@@ -16,10 +16,14 @@ about them::
     │       ├── RateLimitError         429: slow down (retried, honouring Retry-After)
     │       │   └── QuotaExceededError 429 ``insufficient_quota`` / daily quota: never retried
     │       └── ServerError            5xx, 529 overloaded (retried)
-    └── VerdictError              the judge answered, but not with a usable verdict
-        ├── ParseError            no valid JSON verdict after the bounded re-asks
-        ├── RefusalError          the judge refused or a content filter stopped it
-        └── TruncatedError        the answer hit the token limit before the verdict was complete
+    ├── VerdictError              the judge answered, but not with a usable verdict
+    │   ├── ParseError            no valid JSON verdict after the bounded re-asks
+    │   ├── RefusalError          the judge refused or a content filter stopped it
+    │   └── TruncatedError        the answer hit the token limit before the verdict was complete
+    └── InputError                one item's input cannot be judged (kind "input")
+        ├── ImageError            unreadable/unsupported/oversized image, URL where bytes are needed
+        ├── TrajectoryError       malformed tool-call JSON, no assistant turn
+        └── ContextLengthError    over the judge's max_context_tokens even with tool outputs clipped
 
 Messages carry evidence (provider, model, status, request id, a clipped body), never secrets: clients
 scrub API keys out of anything they put into an error.
@@ -33,8 +37,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ContextLengthError",
     "DeadlineExceededError",
     "HTTPStatusError",
+    "ImageError",
+    "InputError",
     "JudgeError",
     "JudgeTimeoutError",
     "ParseError",
@@ -45,6 +52,7 @@ __all__ = [
     "RefusalError",
     "ResponseTooLargeError",
     "ServerError",
+    "TrajectoryError",
     "TransportError",
     "TruncatedError",
     "VerdictError",
@@ -183,6 +191,25 @@ class TruncatedError(VerdictError):
     """The judge ran out of tokens (``finish_reason: length``) before finishing the verdict."""
 
 
+class InputError(JudgeError):
+    """One item's input cannot be judged (unreadable image, malformed trajectory, too long for the
+    judge's context): a per-item failure, counted by kind, never thrown through the trainer."""
+
+
+class ImageError(InputError):
+    """An image part is unreadable, of an unsupported format, too large, or a URL where the
+    provider needs the bytes."""
+
+
+class TrajectoryError(InputError):
+    """A trajectory cannot be rendered: malformed tool-call arguments, no assistant turn."""
+
+
+class ContextLengthError(InputError):
+    """The request would not fit the judge's ``max_context_tokens``, even with tool outputs
+    clipped: the item abstains (kind ``"context"``) instead of being cut where it is judged."""
+
+
 _KINDS: dict[type[JudgeError], str] = {
     JudgeError: "error",
     ConfigurationError: "configuration",
@@ -202,4 +229,8 @@ _KINDS: dict[type[JudgeError], str] = {
     ParseError: "parse",
     RefusalError: "refusal",
     TruncatedError: "truncated",
+    InputError: "input",
+    ImageError: "image",
+    TrajectoryError: "trajectory",
+    ContextLengthError: "context",
 }

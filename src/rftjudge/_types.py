@@ -14,7 +14,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ChatRequest", "ChatResponse", "Message", "TokenLogprob", "Usage"]
+from ._content import Content, ImagePart, TextPart
+
+__all__ = [
+    "ChatRequest",
+    "ChatResponse",
+    "Content",
+    "ImagePart",
+    "Message",
+    "TextPart",
+    "TokenLogprob",
+    "Usage",
+]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -42,10 +53,11 @@ class Usage(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message."""
+    """One chat message: ``content`` is text (sent as is) or a tuple of :class:`TextPart` /
+    :class:`ImagePart` (see :mod:`rftjudge._content`); each client maps parts to its wire form."""
 
     role: Role
-    content: str
+    content: Content
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+from ._content import carries_image
 from ._errors import ConfigurationError
 from ._sinks import MetricsSink, MetricsSinkLike, metrics_sink
 from ._text import as_text, completion_text, reference_text, safe_name
@@ -46,6 +47,7 @@ __all__ = [
     "RewardFunction",
     "as_text",
     "completion_text",
+    "judged_completion",
     "reference_text",
     "trl_group_reward_func",
     "trl_item_reward_func",
@@ -132,18 +134,24 @@ class _JudgeCall:
         prompt_texts, completion_texts, refs = _inputs(
             self.__name__, prompts, completions, kwargs, self.reference_column
         )
-        outcomes = await self._outcomes(prompt_texts, completion_texts, refs, kwargs)
+        judged_prompts, judged = _judged(
+            self.judge, prompts, completions, prompt_texts, completion_texts
+        )
+        outcomes = await self._outcomes(prompt_texts, judged_prompts, judged, refs, kwargs)
         rewards = [self.judge.reward_of(o) for o in outcomes]
         self._report(outcomes, rewards, completion_texts, kwargs)
         return rewards
 
     async def _outcomes(
         self,
-        prompts: list[str],
-        completions: list[str],
+        keys: list[str],
+        prompts: list[Any],
+        completions: list[Any],
         refs: list[str | None] | None,
         kwargs: Mapping[str, Any],
     ) -> list[Any]:
+        """The judge's outcomes; ``keys`` are the prompts' texts, ``prompts`` and ``completions``
+        what the judge is handed (text, or the value itself where text would lose what is judged)."""
         raise NotImplementedError
 
     def _report(
@@ -200,8 +208,9 @@ class RewardFunction(_JudgeCall):
 
     async def _outcomes(
         self,
-        prompts: list[str],
-        completions: list[str],
+        keys: list[str],
+        prompts: list[Any],
+        completions: list[Any],
         refs: list[str | None] | None,
         kwargs: Mapping[str, Any],
     ) -> list[Any]:
@@ -249,12 +258,13 @@ class GroupRewardFunction(_JudgeCall):
 
     async def _outcomes(
         self,
-        prompts: list[str],
-        completions: list[str],
+        keys: list[str],
+        prompts: list[Any],
+        completions: list[Any],
         refs: list[str | None] | None,
         kwargs: Mapping[str, Any],
     ) -> list[Any]:
-        groups = group_rows(prompts, kwargs, self.group_by)
+        groups = group_rows(keys, kwargs, self.group_by)
         results = await asyncio.gather(
             *(
                 self.judge.ajudge_group(
@@ -439,6 +449,39 @@ def _mark_async(obj: Any) -> None:
     mark = getattr(inspect, "markcoroutinefunction", None)
     if mark is not None:
         mark(obj)
+
+
+def _judged(
+    judge: Any,
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    prompt_texts: list[str],
+    completion_texts: list[str],
+) -> tuple[list[Any], list[Any]]:
+    """What the judge is handed: the text, except where it would lose what is judged.
+
+    A judge with a ``view`` renders message-list completions itself (tool calls and results kept);
+    a prompt or completion holding images (VLM GRPO, image generation) is passed whole, so that the
+    judge sends the images (TRL 1.16 puts a dataset's ``image``/``images`` into the conversational
+    prompt as ``{"type": "image", "image": <PIL>}`` parts before calling reward functions).
+    """
+    return (
+        [p if carries_image(p) else t for p, t in zip(prompts, prompt_texts, strict=True)],
+        [
+            judged_completion(judge, c, t)
+            for c, t in zip(completions, completion_texts, strict=True)
+        ],
+    )
+
+
+def judged_completion(judge: Any, completion: Any, text: str) -> Any:
+    """``completion`` itself where its ``text`` would lose what the judge is to see (a trajectory
+    under a judge ``view``, an image), else ``text``. Shared by every trainer adapter."""
+    if carries_image(completion):
+        return completion
+    if getattr(judge, "view", None) is not None and not isinstance(completion, str):
+        return completion
+    return text
 
 
 def _call_metrics(

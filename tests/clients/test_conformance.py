@@ -347,3 +347,91 @@ def test_ollama_responses_from_the_sdks_model(done: str) -> None:
     parsed = OllamaClient("qwen3:8b").parse_response(body, {})
     assert parsed.text == "{}" and parsed.usage.output_tokens == 2
     assert parsed.logprobs is not None and parsed.logprobs[0].token == "{"
+
+
+# -- image parts (issue 19): the same bodies against the SDKs' content-part types -----------------
+
+_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+
+
+def _image_request(url: bool) -> ChatRequest:
+    from rftjudge._content import TextPart, image_part
+
+    image = image_part("https://example.test/cat.png" if url else _PNG, detail="high")
+    return ChatRequest(
+        messages=(Message("system", "judge"), Message("user", (TextPart("rate"), image))),
+        output_schema=SCHEMAS["rubric"],
+        temperature=0.0,
+        max_tokens=256,
+    )
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_image_parts_validate_as_openai_content_parts(url: bool) -> None:
+    from openai.types.chat.completion_create_params import (
+        CompletionCreateParamsNonStreaming as Params,
+    )
+
+    body = OpenAIClient("gpt-4.1-mini", api_key="k").build_request(_image_request(url))[2]
+    TypeAdapter(Params).validate_python(body)
+    part = body["messages"][1]["content"][1]
+    from openai.types.chat import ChatCompletionContentPartImageParam as ImageParam
+
+    TypeAdapter(ImageParam).validate_python(part)  # TypedDicts ignore unknown keys: check them too
+    assert set(part) <= _keys_of(ImageParam)
+    from openai.types.chat.chat_completion_content_part_image_param import ImageURL
+
+    assert set(part["image_url"]) <= _keys_of(ImageURL)
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_image_blocks_validate_as_anthropic_params(url: bool) -> None:
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming as Params
+
+    body = AnthropicClient("claude-sonnet-4-5", api_key="k").build_request(_image_request(url))[2]
+    body.pop("temperature")
+    TypeAdapter(Params).validate_python(body)
+    block = body["messages"][0]["content"][1]
+    from anthropic.types import Base64ImageSourceParam, URLImageSourceParam
+
+    expected = URLImageSourceParam if url else Base64ImageSourceParam
+    TypeAdapter(expected).validate_python(block["source"])
+    assert set(block["source"]) <= _keys_of(expected)
+
+
+def test_image_blocks_validate_against_the_bedrock_service_model() -> None:
+    from botocore.validate import ParamValidator
+
+    model = "us.amazon.nova-lite-v1:0"
+    service = botocore_session.get_session().get_service_model("bedrock-runtime")
+    body = BedrockClient(model, region="us-east-1", api_key="k").build_request(
+        _image_request(False)
+    )[2]
+    report = ParamValidator().validate(
+        {"modelId": model, **body}, service.operation_model("Converse").input_shape
+    )
+    assert not report.has_errors(), report.generate_report()
+    image_shape = service.shape_for("ImageBlock")
+    assert (
+        body["messages"][0]["content"][1]["image"]["format"] in image_shape.members["format"].enum
+    )
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_image_parts_validate_as_gemini_content(url: bool) -> None:
+    body = GeminiClient("gemini-2.5-flash", api_key="k").build_request(_image_request(url))[2]
+    for content in body["contents"]:
+        parsed = genai_types.Content.model_validate_json(json.dumps(content))  # base64 bytes
+    image = parsed.parts[1]  # type: ignore[index]
+    if url:
+        assert image.file_data.file_uri == "https://example.test/cat.png"  # type: ignore[union-attr]
+    else:
+        assert image.inline_data.data == _PNG  # type: ignore[union-attr]
+        assert image.inline_data.mime_type == "image/png"  # type: ignore[union-attr]
+
+
+def test_images_validate_as_an_ollama_chat_request() -> None:
+    body = OllamaClient("qwen2.5vl:7b").build_request(_image_request(False))[2]
+    ollama_types.ChatRequest.model_validate(body)  # messages are typed Mapping | Message there
+    sdk = ollama_types.Message(role="user", content="rate", images=[ollama_types.Image(value=_PNG)])
+    assert body["messages"][1] == sdk.model_dump(mode="json", exclude_none=True)  # what it sends

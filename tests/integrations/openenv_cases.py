@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from rftjudge import CompositeReward, ConfigurationError, JudgeError, RegexCheck
-
-from support.judges import BAD, GOOD, scripted_judge
-
 from openenv.core.rubrics import Gate, Rubric, WeightedSum
 
+from rftjudge import CompositeReward, ConfigurationError, JudgeError, RegexCheck
 from rftjudge.integrations.openenv import AsyncJudgeRubric, JudgeRubric, judge_rubric
+
+from support.judges import BAD, GOOD, scripted_judge
 
 pytestmark = pytest.mark.integration
 

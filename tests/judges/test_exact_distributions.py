@@ -76,7 +76,7 @@ def test_prefill_choice_capability_follows_the_server(server: Any, expected: boo
 
 def test_prefill_choice_options_are_checked() -> None:
     assert OpenAIClient("m", base_url=BASE, server="vllm", prefill_choice=False).capabilities == (
-        Capabilities(logprobs=True, max_top_logprobs=20)
+        Capabilities(logprobs=True, max_top_logprobs=20, images=True)
     )
     # without logprobs there is no distribution to read
     assert not OpenAIClient(

@@ -92,7 +92,7 @@ _TYPE_FIELDS: dict[str, tuple[str, ...]] = {t: _own_settings(j) for t, j in _JUD
 # ... and those every judge shares (JudgeOptions); on_error is always passed on.
 _JUDGE_FIELDS = tuple(f for f in JudgeOptions.__annotations__ if f not in ("on_error",))
 # None is meaningful for these ("send none", "no truncation"): passed on whenever the file sets them
-_NULLABLE_FIELDS = ("temperature", "max_tokens", "seed", "max_input_chars")
+_NULLABLE_FIELDS = ("temperature", "max_tokens", "seed", "max_input_chars", "tool_budget")
 _SHARED_FIELDS = tuple(f for f in _JUDGE_FIELDS if f not in _NULLABLE_FIELDS)
 _CLIENT_FIELDS = ("max_concurrency", "timeout", "max_retries", "structured_output", "logprobs")
 
@@ -130,6 +130,9 @@ class JudgeConfig(BaseModel):
     guard: bool | None = None  # the non-answer guard (on unless false)
     max_input_chars: int | None = Field(default=None, ge=1)  # null in the file: no truncation
     batch_deadline: float | None = Field(default=None, gt=0)
+    view: Literal["final", "full_trace", "tools"] | None = None  # trajectories (message lists)
+    tool_budget: int | None = Field(default=None, ge=0)  # null in the file: tool outputs unclipped
+    max_context_tokens: int | None = Field(default=None, ge=1)
     # rubric (and listwise) judges
     scoring: Literal["auto", "expected", "sampled"] | None = None
     samples: int | None = Field(default=None, ge=1)

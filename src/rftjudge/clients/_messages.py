@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from .._content import Content, TextPart, content_text
 from .._errors import ServerError
 from .._types import Message
 from ._params import rejected_fields
 
 __all__ = ["Turn", "failed_generation", "rejects_temperature", "split_system"]
 
-Turn = tuple[Literal["user", "assistant"], str]
+Turn = tuple[Literal["user", "assistant"], Content]
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Turn]]:
@@ -26,17 +27,26 @@ def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Turn]]:
     Several system messages are joined with a blank line, in order. Turn order is kept as sent: a
     request that opens with an assistant turn is the caller's to fix, and the API says so.
     """
-    system = [m.content for m in messages if m.role == "system"]
+    system = [content_text(m.content) for m in messages if m.role == "system"]
     turns: list[Turn] = []
     for message in messages:
         if message.role == "system":
             continue
         role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
         if turns and turns[-1][0] == role:
-            turns[-1] = (role, f"{turns[-1][1]}\n\n{message.content}")
+            turns[-1] = (role, _joined(turns[-1][1], message.content))
         else:
             turns.append((role, message.content))
     return ("\n\n".join(system) if system else None), turns
+
+
+def _joined(first: Content, second: Content) -> Content:
+    """Two same-role contents as one: text joined by a blank line, parts kept in order."""
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    head = (TextPart(first),) if isinstance(first, str) else first
+    tail = (TextPart(second),) if isinstance(second, str) else second
+    return (*head, TextPart("\n\n"), *tail)
 
 
 def rejects_temperature(model: str) -> bool:

@@ -28,6 +28,8 @@ class Capabilities:
     logprobs: bool = False
     max_top_logprobs: int = 0
     prefill_choice: bool = False
+    images: bool = False
+    """Whether requests may carry image parts (the model must still be a vision model)."""
 
 
 @runtime_checkable

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from .._content import content_size
 from .._errors import ConfigurationError, RateLimitError
 from .._limits import ConcurrencyLimiter
 from .._types import ChatRequest
@@ -192,7 +193,7 @@ def parse_anthropic_rate_limit_headers(
 
 def estimate_tokens(request: ChatRequest) -> int:
     """Tokens a request will count against a budget before the server says: chars / 4 + max_tokens."""
-    chars = sum(len(m.content) for m in request.messages)
+    chars = sum(content_size(m.content) for m in request.messages)
     return chars // 4 + 1 + (request.max_tokens or 0)
 
 

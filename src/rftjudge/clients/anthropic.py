@@ -40,6 +40,7 @@ from ._adapt import Adaptive
 from ._messages import split_system
 from ._options import HTTPOptions
 from ._params import rejected_fields
+from ._parts import anthropic_content
 from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
 from ._schema import anthropic_schema
 from ._secrets import SecretField
@@ -128,7 +129,10 @@ class AnthropicClient(Adaptive, HTTPClient):
 
     def default_capabilities(self) -> Capabilities:
         return Capabilities(
-            structured_output=self.structured_output != "none", logprobs=False, max_top_logprobs=0
+            structured_output=self.structured_output != "none",
+            logprobs=False,
+            max_top_logprobs=0,
+            images=True,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -164,7 +168,7 @@ def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[s
     body: dict[str, Any] = {
         "model": client.model,
         "max_tokens": request.max_tokens or client.default_max_tokens,
-        "messages": [{"role": role, "content": text} for role, text in turns],
+        "messages": [{"role": role, "content": anthropic_content(c)} for role, c in turns],
     }
     if system:
         body["system"] = system

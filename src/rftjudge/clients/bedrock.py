@@ -56,6 +56,7 @@ from ._adapt import Adaptive
 from ._messages import failed_generation, split_system
 from ._options import HTTPOptions
 from ._params import rejected_fields
+from ._parts import bedrock_content
 from ._schema import anthropic_schema
 from ._secrets import SecretField
 from ._sigv4 import AWSCredentials, sign_v4
@@ -294,13 +295,16 @@ class BedrockClient(Adaptive, HTTPClient):
 
     def default_capabilities(self) -> Capabilities:
         return Capabilities(
-            structured_output=self.structured_output != "none", logprobs=False, max_top_logprobs=0
+            structured_output=self.structured_output != "none",
+            logprobs=False,
+            max_top_logprobs=0,
+            images=True,
         )
 
     def build_request(self, request: ChatRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
         system, turns = split_system(request.messages)
         body: dict[str, Any] = {
-            "messages": [{"role": role, "content": [{"text": text}]} for role, text in turns],
+            "messages": [{"role": role, "content": bedrock_content(c)} for role, c in turns],
         }
         if system:
             body["system"] = [{"text": system}]

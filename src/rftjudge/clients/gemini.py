@@ -40,6 +40,7 @@ from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._adapt import Adaptive
 from ._messages import failed_generation, split_system
 from ._options import HTTPOptions
+from ._parts import gemini_parts
 from ._schema import gemini_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
@@ -161,6 +162,7 @@ class GeminiClient(Adaptive, HTTPClient):
             structured_output=self.structured_output != "none",
             logprobs=self.logprobs,
             max_top_logprobs=_MAX_TOP_LOGPROBS if self.logprobs else 0,
+            images=True,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -170,8 +172,8 @@ class GeminiClient(Adaptive, HTTPClient):
         system, turns = split_system(request.messages)
         body: dict[str, Any] = {
             "contents": [
-                {"role": "model" if role == "assistant" else "user", "parts": [{"text": text}]}
-                for role, text in turns
+                {"role": "model" if role == "assistant" else "user", "parts": gemini_parts(c)}
+                for role, c in turns
             ]
         }
         if system:

@@ -25,6 +25,7 @@ from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, HTTPStatusError
 from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._options import HTTPOptions
+from ._parts import ollama_message
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
@@ -114,6 +115,7 @@ class OllamaClient(HTTPClient):
             structured_output=self.structured_output != "none",
             logprobs=self.logprobs,
             max_top_logprobs=_MAX_TOP_LOGPROBS if self.logprobs else 0,
+            images=True,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -130,7 +132,7 @@ class OllamaClient(HTTPClient):
         options.update(self.options)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [ollama_message(m.role, m.content) for m in request.messages],
             "stream": False,
             "options": options,
         }

@@ -46,6 +46,7 @@ from ._adapt import Adaptive
 from ._messages import failed_generation
 from ._options import HTTPOptions
 from ._params import rejected_fields
+from ._parts import openai_content
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
 from ._routing import base_urls
 from ._secrets import SecretField
@@ -165,6 +166,7 @@ class OpenAIClient(Adaptive, HTTPClient):
             logprobs=enabled,
             max_top_logprobs=20 if enabled else 0,
             prefill_choice=bool(self._prefill_choice and enabled),
+            images=True,
         )
 
     def _make_auth_headers(self) -> dict[str, str]:
@@ -181,7 +183,10 @@ class OpenAIClient(Adaptive, HTTPClient):
     def build_request(self, request: ChatRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                {"role": m.role, "content": openai_content(m.content, self.provider)}
+                for m in request.messages
+            ],
         }
         if request.temperature is not None and "temperature" not in self.dropped:
             body["temperature"] = request.temperature

@@ -35,7 +35,7 @@ from typing import Any, Literal, cast
 from .._errors import ConfigurationError
 from .._text import as_text, completion_text, reference_text, safe_name
 from ..judges.base import OnError
-from ..rewards import GroupJudge
+from ..rewards import GroupJudge, judged_completion
 from ._common import ScoringJudge, criterion_names, settle
 from ._rubrics import attach_rubric
 
@@ -85,7 +85,7 @@ def classic_reward_func(
     ) -> float:
         (outcome,) = await judge.ajudge_batch(
             [as_text(prompt, what="prompt")],
-            [completion_text(completion)],
+            [judged_completion(judge, completion, completion_text(completion))],
             [attach_rubric(judge, _reference(answer, info), info)],
         )
         value, _ = settle(judge, outcome, fallback)
@@ -127,7 +127,7 @@ def classic_group_reward_func(
         answer_list = list(answers) if answers is not None else [None] * n
         info_list = list(infos) if infos is not None else [None] * n
         texts = [as_text(p, what="prompt") for p in prompts]
-        responses = [completion_text(c) for c in completions]
+        responses = [judged_completion(judge, c, completion_text(c)) for c in completions]
         refs = [_reference(a, i) for a, i in zip(answer_list, info_list, strict=False)]
         refs += [None] * (n - len(refs))
         groups: dict[str, list[int]] = {}

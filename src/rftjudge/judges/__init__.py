@@ -5,6 +5,7 @@ from .base import BaseJudge, JudgeStats, OnError, RewardBase
 from .listwise import ListwiseJudge, ListwiseResult
 from .preference import Preference, PreferenceJudge
 from .rubric import Criterion, Judgment, RubricJudge, Scale
+from .steps import StepJudge, StepJudgment
 
 __all__ = [
     "BaseJudge",
@@ -21,4 +22,6 @@ __all__ = [
     "RewardBase",
     "RubricJudge",
     "Scale",
+    "StepJudge",
+    "StepJudgment",
 ]

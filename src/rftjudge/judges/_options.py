@@ -44,7 +44,12 @@ class JudgeOptions(TypedDict, total=False):
     - ``name``: the reward's name in trainer logs;
     - ``guard``: the non-answer guard (``True``: the default guard, ``False``: off, or a Guard);
     - ``max_input_chars``: per-input clipping (head + tail with a visible marker), ``None``: none;
-    - ``batch_deadline``: seconds a batch may take; unfinished items fail as ``deadline``.
+    - ``batch_deadline``: seconds a batch may take; unfinished items fail as ``deadline``;
+    - ``view``: how a trajectory (message-list response) is shown — ``None`` (assistant text),
+      ``"final"``, ``"full_trace"`` or ``"tools"``;
+    - ``tool_budget``: characters of tool output kept per trajectory (head + tail), ``None``: all;
+    - ``max_context_tokens``: the judge's context; over it, tool outputs are clipped, then the item
+      abstains with kind ``"context"``. ``None``: not checked.
     """
 
     on_error: OnError
@@ -56,6 +61,9 @@ class JudgeOptions(TypedDict, total=False):
     guard: Guard | bool | None
     max_input_chars: int | None
     batch_deadline: float | None
+    view: Literal["final", "full_trace", "tools"] | None
+    tool_budget: int | None
+    max_context_tokens: int | None
 
 
 def scoring_from_logprobs(use_logprobs: bool | None, owner: str) -> Scoring:

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from .._content import content_text
 from .._errors import (
     ConfigurationError,
     JudgeError,
@@ -35,7 +36,9 @@ from ..clients._protocol import Client
 from ..guards import Guard, resolve_guard
 from ..parsing import read_verdict
 from ..templates import truncate_middle
+from ..templates._trajectory import DEFAULT_TOOL_BUDGET, View
 from ._boundary import JudgeStats, RewardBase, validate_deadline, validate_on_error
+from ._inputs import Render, build_messages, carries_image, check_view
 from ._options import OnError
 
 __all__ = [
@@ -95,6 +98,12 @@ class BaseJudge(RewardBase[R]):
     :data:`DEFAULT_MAX_INPUT_CHARS`, ``None``: no limit) cuts each of prompt, response and reference
     beyond it to head + tail with a visible ``[... N characters omitted ...]`` marker — see
     :meth:`prepare`. ``batch_deadline``: see :meth:`~RewardBase.ajudge_batch`.
+
+    ``view`` (``None``: the assistant text, as before; ``"final"``, ``"full_trace"``, ``"tools"``)
+    renders a response given as a message list — an agent trajectory with tool calls — see
+    :mod:`rftjudge.templates._trajectory`; ``tool_budget`` caps the characters of tool output per
+    trajectory (head + tail kept); ``max_context_tokens`` makes an over-long request clip tool
+    outputs further, then abstain with kind ``"context"`` (:mod:`rftjudge.judges._inputs`).
     """
 
     def __init__(
@@ -110,6 +119,9 @@ class BaseJudge(RewardBase[R]):
         guard: Guard | bool | None = True,
         max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
         batch_deadline: float | None = None,
+        view: View | None = None,
+        tool_budget: int | None = DEFAULT_TOOL_BUDGET,
+        max_context_tokens: int | None = None,
     ) -> None:
         if not callable(getattr(client, "complete", None)):
             raise ConfigurationError(
@@ -125,6 +137,14 @@ class BaseJudge(RewardBase[R]):
             raise ConfigurationError(
                 f"max_input_chars must be a positive int or None; got {max_input_chars!r}"
             )
+        for label, value in (
+            ("tool_budget", tool_budget),
+            ("max_context_tokens", max_context_tokens),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ConfigurationError(f"{label} must be an int >= 0 or None; got {value!r}")
         super().__init__(on_error=on_error, name=name, batch_deadline=batch_deadline)
         self.client = client
         self.max_reasks = max_reasks
@@ -133,6 +153,9 @@ class BaseJudge(RewardBase[R]):
         self.seed = seed
         self.guard: Guard | None = resolve_guard(guard)
         self.max_input_chars = max_input_chars
+        self.view: View | None = check_view(view)
+        self.tool_budget = tool_budget
+        self.max_context_tokens = max_context_tokens
 
     # -- input rules -----------------------------------------------------------------------------
 
@@ -144,8 +167,8 @@ class BaseJudge(RewardBase[R]):
         response longer than ``max_input_chars`` is guarded on the head and tail the judge would
         see, so the guard's work is bounded by ``max_input_chars``.
         """
-        if self.guard is None:
-            return None
+        if self.guard is None or carries_image(response):
+            return None  # an image is an answer the text guard cannot read
         text = response if isinstance(response, str) else as_text(response, what="response")
         limit = self.max_input_chars
         if limit is not None and len(text) > limit:
@@ -171,6 +194,13 @@ class BaseJudge(RewardBase[R]):
             self.clip(as_text(response, what="response")),
             None if ref is None else self.clip(ref),
         )
+
+    def messages_for(
+        self, prompt: Any, response: Any, reference: Any, render: Render
+    ) -> tuple[Message, ...]:
+        """The request messages for one item: trajectories rendered under ``view``, images attached
+        as parts, the ``max_context_tokens`` rule applied (see :mod:`rftjudge.judges._inputs`)."""
+        return build_messages(self, prompt, response, reference, render)
 
     def clip(self, text: str) -> str:
         """``text`` cut to ``max_input_chars`` by :func:`~rftjudge.templates.truncate_middle`
@@ -220,7 +250,7 @@ class BaseJudge(RewardBase[R]):
         """
         usage = Usage()
         messages = request.messages
-        quoted = [m.content for m in request.messages if m.role == "user"]
+        quoted = [content_text(m.content) for m in request.messages if m.role == "user"]
         for attempt in range(self.max_reasks + 1):
             current = request if attempt == 0 else _with_messages(request, messages)
             response = await self.client.complete(current)

@@ -57,10 +57,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from typing_extensions import Unpack
 
+from .._content import content_size
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, JudgeError, VerdictError
 from .._sinks import MetricsSinkLike
-from .._text import as_text
 from .._types import ChatResponse, Message, Usage
 from ..clients._protocol import Client
 from ..rewards import GroupBy, RewardFunc
@@ -69,6 +69,7 @@ from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
 from ._distribution import Labels, exact_each, expectation, in_band
 from ._exact import ExactReader, letter_labels
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._inputs import group_inputs
 from ._listwise_design import (
     Answer,
     Outcome,
@@ -291,8 +292,8 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     async def _group(
         self, prompt: Any, responses: Sequence[Any], reference: Any
     ) -> tuple[list[float | BaseException], Outcome]:
-        texts = [as_text(r, what="completion") for r in responses]
-        prompt_text, _, ref = self.prepare(prompt, "", reference)
+        prompt_text, rendered, ref = group_inputs(self, prompt, responses, reference)
+        texts = [t if isinstance(t, str) else "" for t in rendered]  # failed items: set back below
         guarded = {t: reason for t in dict.fromkeys(texts) if (reason := self.non_answer(t))}
         unique = [t for t in dict.fromkeys(texts) if t not in guarded]
         outcome = (
@@ -316,6 +317,9 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
                 continue
             reward = min(1.0, max(0.0, self.scale.normalise(value)))
             results.append(GroupReward(reward, info, outcome.rationale))
+        results = [
+            t if isinstance(t, BaseException) else r for t, r in zip(rendered, results, strict=True)
+        ]
         return results, outcome
 
     async def _score(self, prompt: str, unique: list[str], reference: str | None) -> Outcome:
@@ -556,4 +560,4 @@ def _score_offsets(text: str) -> dict[str, int]:
 
 
 def _chars(messages: Sequence[Message]) -> int:
-    return sum(len(m.content) for m in messages)
+    return sum(content_size(m.content) for m in messages)

@@ -44,8 +44,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Unpack
 
+from .._content import carries_image
 from .._deprecation import legacy_positionals
-from .._errors import ConfigurationError, VerdictError
+from .._errors import ConfigurationError, JudgeError, VerdictError
 from .._sinks import MetricsSinkLike
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
@@ -58,6 +59,7 @@ from ._criteria import Criterion, check_criteria
 from ._distribution import Labels, exact, in_band
 from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._inputs import group_inputs
 from ._options import UNSET, JudgeOptions, Scoring, Unset, scoring_from_logprobs
 from ._schedules import SCHEDULES, Schedule, first_round, schedule_pairs, swiss_round
 from .base import BaseJudge
@@ -208,9 +210,13 @@ class PreferenceJudge(BaseJudge[Preference]):
 
     async def acompare(self, prompt: Any, response_a: Any, response_b: Any) -> Preference:
         """Compare two responses (both orders concurrently when ``swap``)."""
-        prompt_text = self.clip(as_text(prompt, what="prompt"))
-        a = self.clip(as_text(response_a, what="response_a"))
-        b = self.clip(as_text(response_b, what="response_b"))
+        if self.view is not None or carries_image([prompt, response_a, response_b]):
+            prompt_text, rendered, _ = group_inputs(self, prompt, [response_a, response_b], None)
+            a, b = (self.clip(_text_or_raise(t)) for t in rendered)
+        else:
+            prompt_text = self.clip(as_text(prompt, what="prompt"))
+            a = self.clip(as_text(response_a, what="response_a"))
+            b = self.clip(as_text(response_b, what="response_b"))
         if self.swap:
             first, second = await asyncio.gather(
                 self._one_order(prompt_text, a, b), self._one_order(prompt_text, b, a)
@@ -356,7 +362,20 @@ class PreferenceJudge(BaseJudge[Preference]):
         Identical responses share a result. A group of one falls back to the reference (or
         abstains without one). A completion none of whose comparisons succeeded gets the error.
         """
-        texts = [as_text(r, what="completion") for r in responses]
+        failed: list[BaseException | None] = [None] * len(responses)
+        if self.view is not None:  # trajectories: the shared steps once, beside the prompt
+            prompt, rendered, _ = group_inputs(self, prompt, responses, None)
+            failed = [t if isinstance(t, BaseException) else None for t in rendered]
+            texts = [t if isinstance(t, str) else "" for t in rendered]
+        else:
+            texts = [as_text(r, what="completion") for r in responses]
+        if any(failed):  # a malformed trajectory fails alone; the others are compared
+            for error in failed:
+                if isinstance(error, JudgeError):
+                    self.stats.failures[error.kind] += 1
+            kept = [t for t, f in zip(texts, failed, strict=True) if f is None]
+            values = iter(await self.ajudge_group(prompt, kept, reference) if kept else [])
+            return [f if f is not None else next(values) for f in failed]
         unique = list(dict.fromkeys(texts))
         if len(unique) < 2:
             if reference is None:
@@ -516,3 +535,9 @@ class _NoReference(VerdictError):
     @property
     def kind(self) -> str:
         return "no_reference"
+
+
+def _text_or_raise(item: str | BaseException) -> str:
+    if isinstance(item, BaseException):
+        raise item
+    return item

@@ -269,7 +269,7 @@ class RubricJudge(RowRubrics[Judgment]):
             texts = self.prepare(prompt, response, reference)
             outcome = await judge_row(self, self.row_settings, parsed, texts, row)
             return Judgment(**outcome.judgment_fields(self.aggregate, len(parsed.items)))
-        messages = self.render(*self.prepare(prompt, response, reference))
+        messages = self.messages_for(prompt, response, reference, self.render)
         expected_mode = self.scoring == "expected"
         request = self.make_request(
             messages,
