@@ -76,7 +76,7 @@ def error(kind: str, text: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def anthropic(fake_sleep) -> AnthropicClient:
+def anthropic(fake_sleep: Any) -> AnthropicClient:
     return AnthropicClient(
         "claude-sonnet-4-5",
         api_key="sk-ant-test-secret",
@@ -307,7 +307,7 @@ async def test_refusal_carries_the_explanation(
 
 
 async def test_529_overloaded_is_retried(
-    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep
+    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep: Any
 ) -> None:
     route = api.post(URL)
     route.side_effect = [
@@ -331,7 +331,7 @@ async def test_529_exhausted_raises_server_error_with_evidence(
 
 
 async def test_429_honours_retry_after(
-    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep
+    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep: Any
 ) -> None:
     api.post(URL).side_effect = [
         httpx.Response(
@@ -398,7 +398,7 @@ CRITERIA = [
 
 
 @pytest.mark.parametrize("mode", ["json_schema", "tool"])
-async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep, mode: str) -> None:
+async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep: Any, mode: str) -> None:
     client = AnthropicClient(
         "claude-sonnet-4-5",
         api_key="k",
@@ -426,7 +426,7 @@ async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep, mo
 
 
 async def test_rubric_judge_raises_refusal_and_truncation(
-    api: respx.MockRouter, fake_sleep
+    api: respx.MockRouter, fake_sleep: Any
 ) -> None:
     client = AnthropicClient(
         "claude-sonnet-4-5",
