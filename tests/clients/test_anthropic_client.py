@@ -14,6 +14,7 @@ from rftjudge import (
     ChatRequest,
     ConfigurationError,
     Criterion,
+    HTTPStatusError,
     Judgment,
     Message,
     QuotaExceededError,
@@ -86,7 +87,8 @@ def anthropic(fake_sleep: Any) -> AnthropicClient:
 
 
 def sent(route: respx.Route, call: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[call].request.content)
+    body: dict[str, Any] = json.loads(route.calls[call].request.content)
+    return body
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -366,7 +368,7 @@ async def test_429_exhausted_is_a_rate_limit_error(
     ],
 )
 async def test_client_errors_are_not_retried(
-    api: respx.MockRouter, anthropic: AnthropicClient, status: int, kind: str, cls: type
+    api: respx.MockRouter, anthropic: AnthropicClient, status: int, kind: str, cls: type[HTTPStatusError]
 ) -> None:
     route = api.post(URL).respond(status, json=error(kind, "nope"))
     with pytest.raises(cls) as info:
@@ -473,4 +475,4 @@ def test_http_client_options_pass_through() -> None:
     client = AnthropicClient("claude-sonnet-4-5", api_key="k", max_concurrency=4, timeout=9)
     assert client.max_concurrency == 4 and client.timeout == 9.0
     with pytest.raises(TypeError, match="no_such_option"):
-        AnthropicClient("claude-sonnet-4-5", api_key="k", no_such_option=1)
+        AnthropicClient("claude-sonnet-4-5", api_key="k", no_such_option=1)  # type: ignore[call-arg]  # deliberately unknown

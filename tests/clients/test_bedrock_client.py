@@ -429,7 +429,7 @@ async def test_stop_reasons(
     ],
 )
 async def test_transient_errors_are_retried(
-    api: respx.MockRouter, keyed: BedrockClient, fake_sleep: Any, status: int, error_type: str, cls: type
+    api: respx.MockRouter, keyed: BedrockClient, fake_sleep: Any, status: int, error_type: str, cls: type[HTTPStatusError]
 ) -> None:
     route = api.post(URL)
     route.side_effect = [aws_error(status, error_type, "try later")] * 3
@@ -453,7 +453,7 @@ async def test_transient_errors_are_retried(
     ],
 )
 async def test_permanent_errors_are_not_retried(
-    api: respx.MockRouter, keyed: BedrockClient, status: int, error_type: str, cls: type
+    api: respx.MockRouter, keyed: BedrockClient, status: int, error_type: str, cls: type[HTTPStatusError]
 ) -> None:
     route = api.post(URL)
     route.side_effect = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -395,7 +395,7 @@ def test_samples_average_distinct_seeds_per_item() -> None:
 
     judge = RubricJudge(FunctionClient(handler), samples=2, temperature=0.7, seed=10)
     result = judge.judge("p", "r", rubric=["x", "y"])
-    assert sorted(seen) == [10, 11] and result.samples == 2
+    assert sorted(cast("list[int]", seen)) == [10, 11] and result.samples == 2
     assert result.normalized == {"c1": 0.5, "c2": 0.5} and result.score == 0.5
 
 

@@ -125,8 +125,10 @@ def _check_fenced(request: ChatRequest, benign: ChatRequest, fields: dict[str, s
         assert body == neutralize(text)
         assert "<<<" not in body and ">>>" not in body
     # what is left once the fenced parts are taken out is the template's own text
-    strip = lambda text: FENCED.sub(lambda m: f"<{m.group(1)}>", text)  # noqa: E731
-    assert strip(user) == strip(benign.messages[-1].content)
+    def strip(text: str) -> str:
+        return FENCED.sub(lambda m: f"<{m.group(1)}>", text)
+
+    assert strip(user) == strip(content_text(benign.messages[-1].content))
 
 
 @pytest.mark.parametrize("entry", JUDGED, ids=ids(JUDGED))

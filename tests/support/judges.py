@@ -29,10 +29,12 @@ CRITERIA = [
 def rewards(outcomes: Sequence[float | BaseException]) -> list[float]:
     """A group judge's rewards as floats; an outcome that is an exception is raised (the test
     fails on it, as it would on ``float(outcome)``, naming the judge's own error)."""
+    values = []
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return [float(o) for o in outcomes]
+        values.append(float(outcome))
+    return values
 
 
 def fenced(text: str, label: str) -> str | None:
