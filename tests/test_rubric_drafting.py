@@ -18,7 +18,7 @@ from rftjudge.app.cli import app
 from rftjudge.app.rubrics import RubricDrafter, draft_rubrics
 from rftjudge.judges._rubric_items import CATEGORY_WEIGHTS
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": "q1", "prompt": "How much is 2+2?", "reference": "4"},
     {"id": "q2", "prompt": "Name a prime number.", "reference": None},
     {"id": "dup", "prompt": "DUPLICATE please", "reference": None},

@@ -258,7 +258,7 @@ async def test_forced_tool_input_becomes_the_text(api: respx.MockRouter) -> None
     client = AnthropicClient(
         "claude-3-5-haiku", api_key="k", base_url=BASE, structured_output="tool"
     )
-    content = [
+    content: list[dict[str, Any]] = [
         {"type": "text", "text": "Recording the verdict."},
         {
             "type": "tool_use",

@@ -363,7 +363,7 @@ async def test_each_retry_is_signed_afresh(api: respx.MockRouter, fake_sleep: An
 async def test_parses_text_usage_and_request_id(
     api: respx.MockRouter, keyed: BedrockClient
 ) -> None:
-    content = [
+    content: list[dict[str, Any]] = [
         {"reasoningContent": {"reasoningText": {"text": "maybe {x: 0}", "signature": "sig"}}},
         {"text": '{"x": '},
         {"text": "7}"},
@@ -382,7 +382,7 @@ async def test_parses_text_usage_and_request_id(
 
 
 async def test_tool_use_input_becomes_the_text(api: respx.MockRouter, keyed: BedrockClient) -> None:
-    content = [
+    content: list[dict[str, Any]] = [
         {"text": "I'll record it."},
         {
             "toolUse": {

@@ -211,7 +211,7 @@ def test_logprobs_requested_and_capped(gemini: GeminiClient) -> None:
 async def test_parses_text_skips_thoughts_counts_thinking(
     api: respx.MockRouter, gemini: GeminiClient
 ) -> None:
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"text": "**Weighing it** maybe {x: 0}", "thought": True},
         {"text": '{"x": '},
         {"text": "3}"},

@@ -52,7 +52,8 @@ def choice_reply(probs: dict[str, float], sampled: str | None = None) -> dict[st
 
 
 def is_choice(body: dict[str, Any]) -> bool:
-    return body["messages"][-1]["role"] == "assistant"
+    role: str = body["messages"][-1]["role"]
+    return role == "assistant"
 
 
 # -- capabilities --------------------------------------------------------------------------------
