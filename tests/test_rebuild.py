@@ -102,11 +102,11 @@ def test_a_judge_sent_to_another_process_judges_there(
             reward_elsewhere, judge, "What is 2+2?", "4"
         ).result()
         assert pid != os.getpid()
-        assert (reward, requests, hits) == (pytest.approx(0.75), 0, 1)  # the parent's cache file
+        assert reward == pytest.approx(0.75) and (requests, hits) == (0, 1)  # the parent's cache file
         pid, reward, requests, _ = pool.submit(
             reward_elsewhere, judge, "What is 3+3?", "6"
         ).result()
-        assert (reward, requests) == (pytest.approx(0.75), 1)
+        assert reward == pytest.approx(0.75) and requests == 1
     assert len(server.requests) == 2  # the child judged the new item over HTTP itself
 
 

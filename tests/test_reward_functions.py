@@ -153,7 +153,7 @@ async def test_one_whole_group_is_judged_whole_and_a_batch_by_prompt() -> None:
 async def test_sink_file_forwards_to_the_trainers_logs_through_a_callback(tmp_path: Path) -> None:
     """The docs' recipe: a TrainerCallback placed first adds the judge's means to the step's logs,
     which the reporting callbacks (W&B, TensorBoard) after it then receive."""
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     from rftjudge.integrations.trl import MetricsFileReader
 
     path = tmp_path / "judge.jsonl"

@@ -18,7 +18,9 @@ from rftjudge.rewards import completion_text
 def judge_by_length() -> RubricJudge:
     def handler(request: Any) -> str:
         user = request.messages[-1].content
-        body = re.search(r"<<<RESPONSE \w+>>>\n(.*)\n<<<END RESPONSE", user, re.DOTALL).group(1)
+        match = re.search(r"<<<RESPONSE \w+>>>\n(.*)\n<<<END RESPONSE", user, re.DOTALL)
+        assert match is not None
+        body = match.group(1)
         score = min(5, 1 + len(body) // 60)
         return json.dumps({"rationale": "", "scores": {"q": score}})
 
@@ -32,7 +34,7 @@ def test_sync_reward_func_works_inside_a_running_loop() -> None:
     assert not asyncio.iscoroutinefunction(func)
 
     async def inside() -> list[float | None]:
-        return func(prompts=["p", "p"], completions=["a", "b" * 400])  # type: ignore[return-value]
+        return func(prompts=["p", "p"], completions=["a", "b" * 400])
 
     rewards = asyncio.run(inside())
     assert len(rewards) == 2 and rewards[0] is not None and rewards[1] is not None

@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from rftjudge import ChatRequest, FunctionClient, RubricJudge
+from rftjudge._content import content_text
 from rftjudge.app import rubrics as rubrics_module
 from rftjudge.app.cli import app
 from rftjudge.app.rubrics import RubricDrafter, draft_rubrics
 from rftjudge.judges._rubric_items import CATEGORY_WEIGHTS
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"id": "q1", "prompt": "How much is 2+2?", "reference": "4"},
     {"id": "q2", "prompt": "Name a prime number.", "reference": None},
     {"id": "dup", "prompt": "DUPLICATE please", "reference": None},
@@ -40,7 +41,7 @@ class Drafts:
 
     def __call__(self, request: ChatRequest) -> str:
         first = request.messages[-1].content if len(request.messages) <= 2 else ""
-        key = request.messages[1].content[:80]
+        key = content_text(request.messages[1].content)[:80]
         self.seen[key] = self.seen.get(key, 0) + 1
         if "DUPLICATE" in key:
             return json.dumps({"rationale": "", "items": items(8, "x")[:1] * 8})

@@ -26,6 +26,7 @@ from rftjudge import (
     PreferenceJudge,
     RubricJudge,
 )
+from rftjudge._content import content_text
 from rftjudge.app.config import DEFAULT_PREFERENCE_JUDGE, JudgeConfig, Price
 from rftjudge.app.scoring import (
     BadRow,
@@ -51,7 +52,7 @@ ROWS = [
 
 
 def response_of(request: ChatRequest) -> str:
-    text = "\n".join(m.content for m in request.messages)  # re-asks append messages
+    text = "\n".join(content_text(m.content) for m in request.messages)  # re-asks append messages
     match = re.search(r"<<<RESPONSE \w+>>>\n(.*?)\n<<<END RESPONSE", text, re.S)
     assert match is not None
     return match.group(1)

@@ -14,6 +14,7 @@ from rftjudge import (
     ChatRequest,
     ConfigurationError,
     Criterion,
+    HTTPStatusError,
     Judgment,
     Message,
     QuotaExceededError,
@@ -76,7 +77,7 @@ def error(kind: str, text: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def anthropic(fake_sleep) -> AnthropicClient:
+def anthropic(fake_sleep: Any) -> AnthropicClient:
     return AnthropicClient(
         "claude-sonnet-4-5",
         api_key="sk-ant-test-secret",
@@ -86,7 +87,8 @@ def anthropic(fake_sleep) -> AnthropicClient:
 
 
 def sent(route: respx.Route, call: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[call].request.content)
+    body: dict[str, Any] = json.loads(route.calls[call].request.content)
+    return body
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -256,7 +258,7 @@ async def test_forced_tool_input_becomes_the_text(api: respx.MockRouter) -> None
     client = AnthropicClient(
         "claude-3-5-haiku", api_key="k", base_url=BASE, structured_output="tool"
     )
-    content = [
+    content: list[dict[str, Any]] = [
         {"type": "text", "text": "Recording the verdict."},
         {
             "type": "tool_use",
@@ -307,7 +309,7 @@ async def test_refusal_carries_the_explanation(
 
 
 async def test_529_overloaded_is_retried(
-    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep
+    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep: Any
 ) -> None:
     route = api.post(URL)
     route.side_effect = [
@@ -331,7 +333,7 @@ async def test_529_exhausted_raises_server_error_with_evidence(
 
 
 async def test_429_honours_retry_after(
-    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep
+    api: respx.MockRouter, anthropic: AnthropicClient, fake_sleep: Any
 ) -> None:
     api.post(URL).side_effect = [
         httpx.Response(
@@ -366,7 +368,7 @@ async def test_429_exhausted_is_a_rate_limit_error(
     ],
 )
 async def test_client_errors_are_not_retried(
-    api: respx.MockRouter, anthropic: AnthropicClient, status: int, kind: str, cls: type
+    api: respx.MockRouter, anthropic: AnthropicClient, status: int, kind: str, cls: type[HTTPStatusError]
 ) -> None:
     route = api.post(URL).respond(status, json=error(kind, "nope"))
     with pytest.raises(cls) as info:
@@ -398,7 +400,7 @@ CRITERIA = [
 
 
 @pytest.mark.parametrize("mode", ["json_schema", "tool"])
-async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep, mode: str) -> None:
+async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep: Any, mode: str) -> None:
     client = AnthropicClient(
         "claude-sonnet-4-5",
         api_key="k",
@@ -426,7 +428,7 @@ async def test_rubric_judge_over_anthropic(api: respx.MockRouter, fake_sleep, mo
 
 
 async def test_rubric_judge_raises_refusal_and_truncation(
-    api: respx.MockRouter, fake_sleep
+    api: respx.MockRouter, fake_sleep: Any
 ) -> None:
     client = AnthropicClient(
         "claude-sonnet-4-5",
@@ -473,4 +475,4 @@ def test_http_client_options_pass_through() -> None:
     client = AnthropicClient("claude-sonnet-4-5", api_key="k", max_concurrency=4, timeout=9)
     assert client.max_concurrency == 4 and client.timeout == 9.0
     with pytest.raises(TypeError, match="no_such_option"):
-        AnthropicClient("claude-sonnet-4-5", api_key="k", no_such_option=1)
+        AnthropicClient("claude-sonnet-4-5", api_key="k", no_such_option=1)  # type: ignore[call-arg]  # deliberately unknown

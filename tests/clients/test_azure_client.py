@@ -42,7 +42,7 @@ def _no_azure_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def azure(fake_sleep) -> AzureOpenAIClient:
+def azure(fake_sleep: Any) -> AzureOpenAIClient:
     return AzureOpenAIClient(
         "judge-4o",
         endpoint=ENDPOINT,
@@ -153,7 +153,7 @@ async def test_completion_with_api_key_header(
     assert request.headers["api-key"] == KEY and "authorization" not in request.headers
 
 
-async def test_classic_url_on_the_wire(api: respx.MockRouter, fake_sleep) -> None:
+async def test_classic_url_on_the_wire(api: respx.MockRouter, fake_sleep: Any) -> None:
     client = AzureOpenAIClient(
         "judge-4o",
         endpoint=ENDPOINT,
@@ -168,7 +168,7 @@ async def test_classic_url_on_the_wire(api: respx.MockRouter, fake_sleep) -> Non
 
 
 async def test_429_retry_after_ms(
-    api: respx.MockRouter, azure: AzureOpenAIClient, fake_sleep
+    api: respx.MockRouter, azure: AzureOpenAIClient, fake_sleep: Any
 ) -> None:
     api.post(V1).side_effect = [
         httpx.Response(

@@ -422,12 +422,12 @@ def test_image_parts_validate_as_gemini_content(url: bool) -> None:
     body = GeminiClient("gemini-2.5-flash", api_key="k").build_request(_image_request(url))[2]
     for content in body["contents"]:
         parsed = genai_types.Content.model_validate_json(json.dumps(content))  # base64 bytes
-    image = parsed.parts[1]  # type: ignore[index]
+    image = parsed.parts[1]
     if url:
-        assert image.file_data.file_uri == "https://example.test/cat.png"  # type: ignore[union-attr]
+        assert image.file_data.file_uri == "https://example.test/cat.png"
     else:
-        assert image.inline_data.data == _PNG  # type: ignore[union-attr]
-        assert image.inline_data.mime_type == "image/png"  # type: ignore[union-attr]
+        assert image.inline_data.data == _PNG
+        assert image.inline_data.mime_type == "image/png"
 
 
 def test_images_validate_as_an_ollama_chat_request() -> None:

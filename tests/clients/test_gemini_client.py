@@ -84,7 +84,7 @@ def quota_failure(quota_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gemini(fake_sleep) -> GeminiClient:
+def gemini(fake_sleep: Any) -> GeminiClient:
     return GeminiClient(
         "gemini-2.5-flash", api_key=KEY, retry_policy=RetryPolicy(max_retries=2, sleep=fake_sleep)
     )
@@ -211,7 +211,7 @@ def test_logprobs_requested_and_capped(gemini: GeminiClient) -> None:
 async def test_parses_text_skips_thoughts_counts_thinking(
     api: respx.MockRouter, gemini: GeminiClient
 ) -> None:
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"text": "**Weighing it** maybe {x: 0}", "thought": True},
         {"text": '{"x": '},
         {"text": "3}"},
@@ -318,7 +318,7 @@ def test_parse_retry_delay() -> None:
 
 
 async def test_retry_delay_is_honoured(
-    api: respx.MockRouter, gemini: GeminiClient, fake_sleep
+    api: respx.MockRouter, gemini: GeminiClient, fake_sleep: Any
 ) -> None:
     route = api.post(URL)
     route.side_effect = [
@@ -354,7 +354,7 @@ async def test_rate_limit_error_carries_retry_after(
 
 
 async def test_long_retry_delay_fails_fast(
-    api: respx.MockRouter, gemini: GeminiClient, fake_sleep
+    api: respx.MockRouter, gemini: GeminiClient, fake_sleep: Any
 ) -> None:
     route = api.post(URL).respond(
         429, json=google_error(429, "RESOURCE_EXHAUSTED", "quota", retry_info("3600s"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from rftjudge import (
 from rftjudge._content import ImagePart, TextPart, image_part, sniff
 from rftjudge._errors import ImageError
 from rftjudge.clients._parts import MAX_IMAGE_BYTES, fit_image
+from rftjudge.clients.base import HTTPClient
 
 from support.payloads import BASE, CHAT, completion
 
@@ -246,7 +248,7 @@ async def test_two_images_are_two_cache_entries_and_one_image_is_one(
 # -- what goes on the wire through each client's send shell -------------------------------------------
 
 
-SEVEN = {
+SEVEN: dict[str, Callable[[], HTTPClient]] = {
     "openai": lambda: OpenAIClient("gpt-4.1-mini", api_key="k"),
     "vllm": lambda: OpenAIClient("m", base_url=BASE, server="vllm"),
     "azure": lambda: AzureOpenAIClient("dep", endpoint="https://r.openai.azure.com", api_key="k"),

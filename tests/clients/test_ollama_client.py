@@ -48,7 +48,7 @@ def chat(content: str, *, done_reason: str = "stop", **extra: Any) -> dict[str, 
 
 
 @pytest.fixture
-def ollama(fake_sleep) -> OllamaClient:
+def ollama(fake_sleep: Any) -> OllamaClient:
     return OllamaClient(
         "qwen3:8b", base_url=BASE, retry_policy=RetryPolicy(max_retries=2, sleep=fake_sleep)
     )
@@ -219,7 +219,7 @@ async def test_think_unsupported_is_not_retried(
 
 
 async def test_busy_server_is_retried(
-    api: respx.MockRouter, ollama: OllamaClient, fake_sleep
+    api: respx.MockRouter, ollama: OllamaClient, fake_sleep: Any
 ) -> None:
     route = api.post(URL)
     route.side_effect = [

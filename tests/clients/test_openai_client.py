@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -27,8 +28,9 @@ SCHEMA = {"type": "object", "properties": {"x": {"type": "integer"}}, "required"
 REQ = ChatRequest(messages=(Message("system", "sys"), Message("user", "hi")), output_schema=SCHEMA)
 
 
-def body_of(route: respx.Route, call: int = -1) -> dict:
-    return json.loads(route.calls[call].request.content)
+def body_of(route: respx.Route, call: int = -1) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(route.calls[call].request.content)
+    return body
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def test_secret_never_in_repr() -> None:
         ({"max_retries": -1}, "max_retries"),
     ],
 )
-def test_bad_arguments_are_clear_errors(kwargs: dict, match: str) -> None:
+def test_bad_arguments_are_clear_errors(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         OpenAIClient("m", base_url=BASE, **kwargs)
 
@@ -164,7 +166,7 @@ async def test_refusal_is_reported(api: respx.MockRouter, client: OpenAIClient) 
 
 
 async def test_429_with_retry_after_then_success(
-    api: respx.MockRouter, client: OpenAIClient, fake_sleep
+    api: respx.MockRouter, client: OpenAIClient, fake_sleep: Any
 ) -> None:
     route = api.post(CHAT)
     route.side_effect = [
@@ -182,7 +184,7 @@ async def test_429_with_retry_after_then_success(
     assert client.stats.retries == 1
 
 
-async def test_retry_after_ms_wins(api: respx.MockRouter, client: OpenAIClient, fake_sleep) -> None:
+async def test_retry_after_ms_wins(api: respx.MockRouter, client: OpenAIClient, fake_sleep: Any) -> None:
     api.post(CHAT).side_effect = [
         httpx.Response(503, headers={"retry-after-ms": "250", "retry-after": "9"}),
         httpx.Response(200, json=completion("ok")),
@@ -191,7 +193,7 @@ async def test_retry_after_ms_wins(api: respx.MockRouter, client: OpenAIClient, 
     assert fake_sleep.delays == [0.25]
 
 
-async def test_retry_after_beyond_cap_fails_fast(api: respx.MockRouter, fake_sleep) -> None:
+async def test_retry_after_beyond_cap_fails_fast(api: respx.MockRouter, fake_sleep: Any) -> None:
     client = OpenAIClient(
         "m",
         base_url=BASE,
@@ -234,7 +236,7 @@ async def test_insufficient_quota_is_not_retried(
 
 @pytest.mark.parametrize("status", [408, 409, 500, 502, 503, 529])
 async def test_transient_statuses_are_retried_with_backoff(
-    api: respx.MockRouter, client: OpenAIClient, fake_sleep, status: int
+    api: respx.MockRouter, client: OpenAIClient, fake_sleep: Any, status: int
 ) -> None:
     route = api.post(CHAT).respond(
         status, json={"error": {"message": "boom"}}, headers={"x-request-id": "req-9"}
@@ -287,7 +289,7 @@ async def test_invalid_json_200_is_retried(api: respx.MockRouter, client: OpenAI
     assert (await client.complete(REQ)).text == "ok"
 
 
-async def test_error_messages_never_contain_the_key(api: respx.MockRouter, fake_sleep) -> None:
+async def test_error_messages_never_contain_the_key(api: respx.MockRouter, fake_sleep: Any) -> None:
     secret = "sk-live-abcdef123456"
     client = OpenAIClient(
         "m",

@@ -26,6 +26,7 @@ from rftjudge import (
     ProviderRegistry,
     register_provider,
 )
+from rftjudge._content import content_text
 from rftjudge.clients import default_registry
 from rftjudge.clients._registry import BUILTIN_PROVIDERS, split_base_url
 
@@ -49,7 +50,7 @@ class EchoClient:
         self.capabilities = Capabilities(structured_output=False)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        return ChatResponse(text=request.messages[-1].content, finish_reason="stop")
+        return ChatResponse(text=content_text(request.messages[-1].content), finish_reason="stop")
 
 
 # -- built-in providers --------------------------------------------------------------------------

@@ -48,7 +48,7 @@ REQ = ChatRequest(
     max_tokens=64,
     seed=7,
 )
-OPENAI_REPLY = {
+OPENAI_REPLY: dict[str, Any] = {
     "id": "c", "object": "chat.completion", "created": 0, "model": "m",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": '{"score": 1}'},
                  "finish_reason": "stop"}],

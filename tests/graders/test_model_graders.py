@@ -115,7 +115,8 @@ def test_label_model(label: str, expected: float, flag: str | None) -> None:
     result = load_openai_grader(LABEL, models={"*": client}).run("I love it", {})
     assert result["reward"] == expected
     assert result["metadata"]["errors"].get(flag or "other_error") is (flag is not None)
-    assert client.calls[0].output_schema["properties"]["result"]["enum"] == LABEL["labels"]
+    schema = client.calls[0].output_schema
+    assert schema is not None and schema["properties"]["result"]["enum"] == LABEL["labels"]
 
 
 def test_model_mapping_errors_at_load() -> None:

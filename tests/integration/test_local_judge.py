@@ -132,10 +132,10 @@ async def test_a_choice_request_continues_the_prefill_under_the_grammar(
     client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
     prefix = '{"rationale": "It answers the question.", "scores": {"helpfulness": '
     request = ChatRequest(
-        messages=[
+        messages=(
             Message(role="user", content="Rate 'Paris' as an answer to 'Capital of France?'."),
             Message(role="assistant", content=prefix),
-        ],
+        ),
         output_schema=choice_schema(["1", "2", "3", "4", "5"]),
         schema_name=CHOICE_SCHEMA_NAME,
         max_tokens=1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,9 @@ def server() -> Iterator[LocalJudgeServer]:
 
 
 @pytest.mark.parametrize("options", [{}, {"max_criteria": 2}, {"aggregate": "implicit"}])
-async def test_rubric_rows_on_the_local_judge(server: LocalJudgeServer, options: dict) -> None:
+async def test_rubric_rows_on_the_local_judge(
+    server: LocalJudgeServer, options: dict[str, Any]
+) -> None:
     client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
     judge = RubricJudge(client, max_tokens=256, **options)
     rows = ROWS * 4

@@ -55,7 +55,7 @@ GRADER = {
 def test_grpo_trainer_with_openai_multi_grader(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
 
     def handler(payload: dict[str, Any]) -> Reply:

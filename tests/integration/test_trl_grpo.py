@@ -52,7 +52,7 @@ def test_grpo_trainer_two_steps_with_judge_reward(tmp_path: Any) -> None:
         reward = judge.as_reward_func(name="judge")
         logged: list[dict[str, float]] = []
 
-        transformers = pytest.importorskip("transformers")
+        transformers: Any = pytest.importorskip("transformers")
 
         class Capture(transformers.TrainerCallback):  # type: ignore[misc]
             def on_log(
@@ -97,7 +97,7 @@ def test_grpo_trainer_with_preference_group_reward(tmp_path: Any) -> None:
     """Group mode: each prompt's completions are compared pairwise, both orders, on real HTTP."""
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
 
     def handler(payload: dict[str, Any]) -> Reply:

@@ -29,7 +29,7 @@ RUBRIC_BLOCK = re.compile(r"<<<RUBRIC \w+>>>\n(.*?)\n<<<END RUBRIC", re.S)
 def test_grpo_trainer_with_a_rubric_column(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
     shown: list[list[str]] = []
 

@@ -29,7 +29,7 @@ for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 def test_rloo_trainer_two_steps_with_async_and_sync_judge_rewards(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     from trl.trainer.utils import is_async_callable
 
     model, tokenizer = tiny_model_and_tokenizer()

@@ -52,15 +52,17 @@ def _stand_in_trainer(reward_funcs: list[Any]) -> tuple[Any, asyncio.AbstractEve
     return trainer, loop
 
 
-def _call(trainer: Any, inputs: list[dict], prompts: list, completions: list) -> list[float]:
-    from trl import GRPOTrainer
+def _call(
+    trainer: Any, inputs: list[dict[str, Any]], prompts: list[Any], completions: list[Any]
+) -> list[float]:
+    from trl.trainer.grpo_trainer import GRPOTrainer
 
     ids = [[1, 2, 3] for _ in completions]
     rewards = GRPOTrainer._calculate_rewards(trainer, inputs, prompts, completions, ids)
     return [float(v) for v in rewards[:, 0]]
 
 
-def _tool_completion(temp: str, arguments: Any = None) -> list[dict]:
+def _tool_completion(temp: str, arguments: Any = None) -> list[dict[str, Any]]:
     call = {
         "type": "function",
         "function": {"name": "weather", "arguments": arguments or {"city": "Paris"}},

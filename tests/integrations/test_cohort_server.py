@@ -68,13 +68,15 @@ def run_ranks(url: str, ranks: int = 2, **options: Any) -> list[dict[str, Any]]:
         func = cohort_reward_func(url, num_generations=8, timeout=30, **options)
         prompts, completions = halves(rank)
         logged: dict[str, float] = {}
-        rewards = asyncio.run(
-            func(
+
+        async def call() -> list[float | None]:
+            return await func(
                 prompts=prompts,
                 completions=completions,
                 log_metric=lambda k, v: logged.__setitem__(k, v),
             )
-        )
+
+        rewards = asyncio.run(call())
         results[rank] = {"rewards": rewards, "completions": completions, "logged": logged}
 
     threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(ranks)]

@@ -13,7 +13,7 @@ import inspect
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any, get_origin
+from typing import Any, cast, get_origin
 
 import pytest
 
@@ -24,6 +24,7 @@ from rftjudge.integrations.verifiers import (
     v1_judge_class,
     v1_reward_func,
 )
+from rftjudge.rewards import GroupJudge
 
 from support.judges import BAD, GOOD, scripted_judge
 
@@ -130,7 +131,8 @@ class FakeGroupJudge:
 
 async def test_classic_group_func_ranks_each_prompts_rollouts_together() -> None:
     judge = FakeGroupJudge()
-    func = classic_group_reward_func(judge)
+    # the fake carries only the part of the GroupJudge protocol that the adapter calls
+    func = classic_group_reward_func(cast(GroupJudge, judge))
     assert is_group_func(func)
     states = [classic_state("abcd"), classic_state("FAIL"), classic_state("ab")]
     other = classic_state("abcdef")
@@ -301,7 +303,7 @@ async def test_v1_judge_plugin_class(fake_verifiers: types.ModuleType) -> None:
     judge, _ = scripted_judge(on_error=0.5)
     module = types.ModuleType("my_rft_judge")
     module.RftJudge = v1_judge_class(judge)  # type: ignore[attr-defined]
-    module.__all__ = ["RftJudge"]
+    module.__all__ = ["RftJudge"]  # type: ignore[attr-defined]
     cls = plugin_class(module, fake_verifiers.Judge)
     # verifiers builds one instance per scoring call (Task.plugged_judges): all share the judge
     first, second = cls(FakeJudgeConfig()), cls(FakeJudgeConfig())

@@ -69,6 +69,7 @@ async def to_close() -> AsyncIterator[list[RubricJudge]]:
     judges: list[RubricJudge] = []
     yield judges
     for judge in judges:
+        assert isinstance(judge.client, OpenAIClient)
         await judge.client.aclose()
 
 
@@ -247,7 +248,7 @@ async def test_judge_plugin_scores_the_rollout(
     plugin: types.ModuleType, judge: RubricJudge, judge_server: LoopbackServer
 ) -> None:
     plugin.RftJudge = v1_judge_class(judge)  # type: ignore[attr-defined]
-    plugin.__all__ = ["RftJudge"]
+    plugin.__all__ = ["RftJudge"]  # type: ignore[attr-defined]
     config = {"judges": [{"id": "rftjudge_vf_plugin", "weight": 2.0}]}
     good, bad = make_task(config), make_task(config)
     good_trace, bad_trace = make_trace(good, "It is 4."), make_trace(bad, "It is 5.")
@@ -269,7 +270,7 @@ async def test_judge_plugin_failure_fails_scoring(
     plugin: types.ModuleType, judge: RubricJudge, judge_server: LoopbackServer
 ) -> None:
     plugin.RftJudge = v1_judge_class(judge)  # type: ignore[attr-defined]
-    plugin.__all__ = ["RftJudge"]
+    plugin.__all__ = ["RftJudge"]  # type: ignore[attr-defined]
     task = make_task({"judges": [{"id": "rftjudge_vf_plugin"}]})
     trace = make_trace(task, "FAIL")
     with pytest.raises(vf.TaskError) as caught:
@@ -289,7 +290,7 @@ async def test_judge_plugin_from_a_factory_gets_the_plugin_config(
         return to_close[-1]
 
     plugin.FactoryJudge = v1_judge_class(factory, class_name="FactoryJudge")  # type: ignore[attr-defined]
-    plugin.__all__ = ["FactoryJudge"]
+    plugin.__all__ = ["FactoryJudge"]  # type: ignore[attr-defined]
     config = {"judges": [{"id": "rftjudge_vf_plugin", "model": "judge-a"}]}
     for reply in ("4", "5", "4"):
         task = make_task(config)

@@ -108,6 +108,7 @@ def verl_config(
     config.reward.reward_manager.name = manager
     for key, value in reward.items():
         config.reward[key] = value
+    assert isinstance(config, DictConfig)
     return config
 
 
@@ -148,7 +149,7 @@ def make_batch(
         column = np.empty(n, dtype=object)
         column[:] = extra_infos
         non_tensors["extra_info"] = column
-    return DataProto.from_dict(
+    data: DataProto = DataProto.from_dict(
         tensors={
             "prompts": prompts_t,
             "responses": responses_t,
@@ -157,12 +158,14 @@ def make_batch(
         },
         non_tensors=non_tensors,
     )
+    return data
 
 
 def last_token(data: DataProto) -> torch.Tensor:
     """Index of each sample's last valid response token, where veRL puts the sequence reward."""
     response_length = data.batch["responses"].shape[1]
-    return data.batch["attention_mask"][:, -response_length:].sum(dim=1) - 1
+    index: torch.Tensor = data.batch["attention_mask"][:, -response_length:].sum(dim=1) - 1
+    return index
 
 
 def expected_row(response: str) -> dict[str, float]:
@@ -216,12 +219,13 @@ def ray_cluster(judge_server: LoopbackServer) -> Iterator[Any]:
         ray.shutdown()
 
 
-def run_reward_loop(ray: Any, config: DictConfig, data: DataProto) -> tuple[torch.Tensor, dict]:
+def run_reward_loop(ray: Any, config: DictConfig, data: DataProto) -> tuple[torch.Tensor, dict[str, Any]]:
     """What RayPPOTrainer does each step: compute_rm_score, union into the batch, extract_reward."""
     manager = RewardLoopManager(config)
     try:
         batch = data.union(manager.compute_rm_score(data))
-        return extract_reward(batch)
+        reward: tuple[torch.Tensor, dict[str, Any]] = extract_reward(batch)
+        return reward
     finally:
         for worker in manager.reward_loop_workers:  # named actors: free the names for the next test
             ray.kill(worker)
@@ -354,7 +358,7 @@ def test_legacy_managers_take_the_batch_and_sync_forms(
 
 # -- rows without a question: judged without it, never refused ----------------------------------
 
-NO_QUESTION = {
+NO_QUESTION: dict[str, list[dict[str, Any]] | None] = {
     "no extra_info column": None,
     "empty extra_info": [{} for _ in SAMPLES],
     "extra_info without a question": [{"split": "train", "index": i} for i in range(len(SAMPLES))],

@@ -17,6 +17,7 @@ from rftjudge import (
     PreferenceJudge,
     TokenLogprob,
 )
+from rftjudge._content import content_text
 from rftjudge.judges._bradley_terry import (
     fit_bradley_terry,
     mean_win_probabilities,
@@ -24,6 +25,8 @@ from rftjudge.judges._bradley_terry import (
 )
 from rftjudge.judges._group import GroupReward
 from rftjudge.judges._schedules import circular_pairs, first_round, schedule_pairs, swiss_round
+
+from support.judges import rewards
 
 # -- the fit -------------------------------------------------------------------------------------
 
@@ -129,7 +132,7 @@ QUALITY = {t: 8 - i for i, t in enumerate(TEXTS)}
 
 
 def shown(request: ChatRequest) -> tuple[str, str]:
-    user = request.messages[-1].content
+    user = content_text(request.messages[-1].content)
     a = re.search(r"<<<RESPONSE_A \w+>>>\n(.*?)\n<<<END RESPONSE_A", user, re.DOTALL)
     b = re.search(r"<<<RESPONSE_B \w+>>>\n(.*?)\n<<<END RESPONSE_B", user, re.DOTALL)
     assert a and b
@@ -190,7 +193,7 @@ async def test_adaptive_tournament_rounds_and_cost() -> None:
     assert len(client.calls) <= 3 * 4 * 2  # ⌊8/2⌋ pairs × 3 rounds × 2 orders
     pairs = {frozenset(shown(c)) for c in client.calls}
     assert len(pairs) == len(client.calls) // 2  # no pair asked twice
-    assert sorted(range(8), key=lambda i: -float(out[i])) == list(range(8))
+    assert sorted(range(8), key=lambda i: -rewards(out)[i]) == list(range(8))
 
 
 async def test_bradley_terry_group_rewards_are_graded_and_ordered() -> None:
@@ -202,7 +205,7 @@ async def test_bradley_terry_group_rewards_are_graded_and_ordered() -> None:
         scoring="expected",
     )
     out = await judge.ajudge_group("q", TEXTS)
-    values = [float(o) for o in out]
+    values = rewards(out)
     assert values == sorted(values, reverse=True) and len(set(values)) == 8
     assert all(0 < v < 1 for v in values)
     assert sum(values) == pytest.approx(4.0)  # mean win probabilities of 8 items sum to 8/2
@@ -216,7 +219,7 @@ async def test_swapping_removes_a_first_position_bias_from_probabilities() -> No
         scoring="expected",
     )
     out = await biased.ajudge_group("q", TEXTS)
-    assert sorted(range(8), key=lambda i: -float(out[i])) == list(range(8))
+    assert sorted(range(8), key=lambda i: -rewards(out)[i]) == list(range(8))
 
 
 async def test_swap_consistency_is_logged_per_step_and_disagreements_count_as_ties() -> None:

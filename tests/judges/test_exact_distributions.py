@@ -26,9 +26,11 @@ from rftjudge import (
     TokenLogprob,
     Usage,
 )
+from rftjudge._content import content_text
 from rftjudge.clients._prefill import choice_fields, choice_schema, choices_of
 from rftjudge.judges._exact import letter_labels
 
+from support.judges import rewards
 from support.listwise import shown as listwise_shown
 from support.payloads import BASE, CHAT, completion
 
@@ -50,7 +52,8 @@ def choice_reply(probs: dict[str, float], sampled: str | None = None) -> dict[st
 
 
 def is_choice(body: dict[str, Any]) -> bool:
-    return body["messages"][-1]["role"] == "assistant"
+    role: str = body["messages"][-1]["role"]
+    return role == "assistant"
 
 
 # -- capabilities --------------------------------------------------------------------------------
@@ -294,7 +297,7 @@ async def test_preference_reads_label_probabilities_exactly() -> None:
     def handler(request: ChatRequest) -> Any:
         if request.messages[-1].role == "assistant":
             assert choices_of(request) == ("A", "B", "tie")
-            assert request.messages[-1].content.endswith('"winner": "')
+            assert content_text(request.messages[-1].content).endswith('"winner": "')
             first_is_x = "<<<RESPONSE_A" in request.messages[-2].content and (
                 request.messages[-2].content.index("\nx\n")
                 < request.messages[-2].content.index("\ny\n")
@@ -319,7 +322,7 @@ async def test_listwise_reads_each_ids_score_exactly() -> None:
 
     def handler(request: ChatRequest) -> Any:
         if request.messages[-1].role == "assistant":
-            prefix = request.messages[-1].content
+            prefix = content_text(request.messages[-1].content)
             cid = prefix.rsplit('"id": "', 1)[1].split('"', 1)[0]
             return choice_response(exact[answers[cid]])
         items = listwise_shown(request)
@@ -330,7 +333,7 @@ async def test_listwise_reads_each_ids_score_exactly() -> None:
     client = prefill_client(handler)
     judge = ListwiseJudge(client, permutations=1)
     out = await judge.ajudge_group("q", ["good", "poor"])
-    assert [float(o) for o in out] == pytest.approx([0.85, 0.2])
+    assert rewards(out) == pytest.approx([0.85, 0.2])
     assert len(client.calls) == 3  # one answer, one read per completion
     metrics = judge.metrics_of(out)
     assert metrics["exact_fallback_rate"] == 0.0 and metrics["requests_per_group"] == 3.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import respx
@@ -188,7 +188,7 @@ def test_samples_average_distinct_seeds() -> None:
     assert result.samples == 3 and result.score == pytest.approx(0.5)
     assert result.criteria == pytest.approx({"quality": 3.0, "tone": 3.0})  # the mean of 5, 3, 1
     assert result.criteria_sampled["quality"] in {5, 3, 1}  # one sample's verdict
-    assert sorted(c.seed for c in client.calls) == [10, 11, 12]
+    assert sorted(cast("list[int]", [c.seed for c in client.calls])) == [10, 11, 12]
 
 
 def test_samples_need_temperature() -> None:

@@ -19,8 +19,10 @@ from rftjudge import (
     OpenAIClient,
     ParseError,
 )
+from rftjudge._content import content_text
 from rftjudge.judges._listwise_design import cyclic_shifts, windows
 
+from support.judges import rewards
 from support.listwise import ListwiseScript, shown, with_logprobs
 from support.payloads import BASE, CHAT, completion
 
@@ -46,7 +48,7 @@ async def test_scores_map_back_by_id_not_by_position() -> None:
     judge, client = judge_for(script)
     out = await judge.ajudge_group("q", TEXTS)
     assert len(client.calls) == 1
-    assert [float(o) for o in out] == pytest.approx([QUALITY[t] / 10 for t in TEXTS])
+    assert rewards(out) == pytest.approx([QUALITY[t] / 10 for t in TEXTS])
     assert all(isinstance(o, GroupReward) for o in out)
     # the judge saw every completion once, under an opaque id, in a shuffled order
     ids_and_texts = script.seen[0]
@@ -74,7 +76,7 @@ async def test_the_output_schema_pins_ids_and_count(api: respx.MockRouter) -> No
     judge = ListwiseJudge(client, permutations=1)
     out = await judge.ajudge_group("q", ["a", "b", "c"])
     assert len(ids) == 3 and len(set(ids)) == 3
-    assert sorted(float(o) for o in out) == pytest.approx([0.5, 0.6, 0.7])
+    assert sorted(rewards(out)) == pytest.approx([0.5, 0.6, 0.7])
 
 
 @pytest.mark.parametrize("fault", ["missing", "duplicate", "unknown", "garbage"])
@@ -83,7 +85,7 @@ async def test_a_bad_answer_is_re_asked_with_the_validation_error(fault: str) ->
     judge, client = judge_for(script)
     out = await judge.ajudge_group("q", TEXTS)
     assert len(client.calls) == 2  # the answer and one re-ask
-    assert [float(o) for o in out] == pytest.approx([QUALITY[t] / 10 for t in TEXTS])
+    assert rewards(out) == pytest.approx([QUALITY[t] / 10 for t in TEXTS])
     reask = client.calls[1].messages[-1].content
     if fault != "garbage":
         assert "exactly one entry per candidate id" in reask
@@ -109,7 +111,7 @@ async def test_identical_completions_are_judged_once() -> None:
     judge, _ = judge_for(script)
     out = await judge.ajudge_group("q", ["x", "y", "x", "x"])
     assert [t for _, t in script.seen[0]] in (["x", "y"], ["y", "x"])
-    assert [float(o) for o in out] == pytest.approx([0.9, 0.2, 0.9, 0.9])
+    assert rewards(out) == pytest.approx([0.9, 0.2, 0.9, 0.9])
 
 
 async def test_non_answers_get_zero_without_being_shown() -> None:
@@ -117,7 +119,7 @@ async def test_non_answers_get_zero_without_being_shown() -> None:
     judge, _ = judge_for(script)
     out = await judge.ajudge_group("q", ["a real answer", ":", "another answer"])
     assert sorted(t for _, t in script.seen[0]) == ["a real answer", "another answer"]
-    assert [float(o) for o in out] == pytest.approx([0.7, 0.0, 0.4])
+    assert rewards(out) == pytest.approx([0.7, 0.0, 0.4])
     assert out[1].guarded is not None  # type: ignore[union-attr]
     assert judge.metrics_of(out)["guard_rate"] == pytest.approx(1 / 3)
 
@@ -158,7 +160,7 @@ async def test_a_latin_square_of_orders_removes_a_first_position_bias() -> None:
     out = await square.ajudge_group("q", texts)
     assert len(client.calls) == 4
     # every completion was shown first exactly once: each got the bonus once, a quarter each
-    assert [float(o) for o in out] == pytest.approx([(QUALITY[t] - 4 + 1) / 10 for t in texts])
+    assert rewards(out) == pytest.approx([(QUALITY[t] - 4 + 1) / 10 for t in texts])
     metrics = square.metrics_of(out)
     assert metrics["order_sensitivity"] == pytest.approx(0.4)  # every score spread by 4 of 10
 
@@ -178,9 +180,9 @@ async def test_debiased_aggregation_recovers_the_order_under_position_bias() -> 
 
     truth = centred([quality[t] / 10 for t in TEXTS])
     # the position effect is estimated and removed: what is left is the quality, shifted
-    assert centred([float(o) for o in fitted]) == pytest.approx(truth, abs=1e-6)
+    assert centred(rewards(fitted)) == pytest.approx(truth, abs=1e-6)
     # the plain mean keeps a third of the bonus on each completion that was shown first
-    shifted = centred([float(o) for o in plain])
+    shifted = centred(rewards(plain))
     assert max(abs(a - b) for a, b in zip(shifted, truth, strict=True)) > 0.05
 
 
@@ -255,7 +257,7 @@ async def test_expected_scores_come_from_each_ids_score_token() -> None:
     judge = ListwiseJudge(client, permutations=1)
     assert judge.scoring == "expected" and client.capabilities.prefill_choice is False
     out = await judge.ajudge_group("q", ["a", "b"])
-    assert [float(o) for o in out] == pytest.approx([0.6, 0.48])
+    assert rewards(out) == pytest.approx([0.6, 0.48])
     assert client.calls[0].logprobs and client.calls[0].top_logprobs == 20
     assert judge.stats.expected_fallbacks == 0
 
@@ -277,7 +279,7 @@ async def test_letter_alphabet_maps_letters_to_values() -> None:
         "C",
     ]
     out = await judge.ajudge_group("q", ["good", "bad"])
-    assert [float(o) for o in out] == pytest.approx([1.0, 0.1])
+    assert rewards(out) == pytest.approx([1.0, 0.1])
     assert "one of: A, B, C" in client.calls[0].messages[-1].content
 
 
@@ -292,7 +294,7 @@ async def test_orders_of_a_group_share_the_prompt_prefix() -> None:
         criteria=[Criterion(name="correct", description="Is it right?")],
     )
     await judge.ajudge_group("What is it?", TEXTS, reference="the reference")
-    first, second = (c.messages[-1].content for c in client.calls)
+    first, second = (content_text(c.messages[-1].content) for c in client.calls)
     assert client.calls[0].messages[0] == client.calls[1].messages[0]  # same system message
     shared = first[: first.index("CANDIDATES:")]
     assert second.startswith(shared)
@@ -356,7 +358,7 @@ def test_a_real_grpo_trainer_logs_the_group_figures(tmp_path: Any) -> None:
         os.environ.setdefault(var, "1")
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    transformers: Any = pytest.importorskip("transformers")
     from support.tiny_model import tiny_model_and_tokenizer
 
     model, tokenizer = tiny_model_and_tokenizer()

@@ -6,15 +6,17 @@ import inspect
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rftjudge import Criterion, FunctionClient, ListwiseJudge, PreferenceJudge, RubricJudge
 from rftjudge.app.config import JudgeConfig, build_judge, parse_config
 from rftjudge.judges._options import JudgeOptions
+from rftjudge.judges.base import BaseJudge
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-JUDGES = {"rubric": RubricJudge, "preference": PreferenceJudge, "listwise": ListwiseJudge}
+JUDGES: dict[str, type[BaseJudge[Any]]] = {"rubric": RubricJudge, "preference": PreferenceJudge, "listwise": ListwiseJudge}
 CLIENT_AND_REPORT_FIELDS = {
     "type",
     "provider",
@@ -38,7 +40,7 @@ def _client() -> FunctionClient:
     return FunctionClient(lambda request: '{"rationale": "", "scores": {"quality": 3}}')
 
 
-def _keywords(judge: type) -> set[str]:
+def _keywords(judge: type[BaseJudge[Any]]) -> set[str]:
     parameters = inspect.signature(judge.__init__).parameters
     return {n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
@@ -70,13 +72,14 @@ def test_judges_share_one_signature_shape() -> None:
 
 def test_old_positional_arguments_still_work_with_a_deprecation_warning() -> None:
     with pytest.warns(DeprecationWarning, match=r"pass scale, template, on_error by keyword"):
-        judge = RubricJudge(_client(), CRITERIA, (1, 10), None, 0.5)
+        # the deprecated positional forms, deliberately off the keyword-only signatures
+        judge = RubricJudge(_client(), CRITERIA, (1, 10), None, 0.5)  # type: ignore[call-arg, arg-type]
     assert judge.scale.high == 10 and judge.on_error == 0.5
     with pytest.warns(DeprecationWarning, match="swap, allow_ties"):
-        preference = PreferenceJudge(_client(), None, False, False)
+        preference = PreferenceJudge(_client(), None, False, False)  # type: ignore[call-arg]
     assert preference.swap is False and preference.allow_ties is False
     with pytest.warns(DeprecationWarning, match="scale, permutations"):
-        listwise = ListwiseJudge(_client(), None, (1, 5), 2)
+        listwise = ListwiseJudge(_client(), None, (1, 5), 2)  # type: ignore[call-arg]
     assert listwise.scale.high == 5 and listwise.permutations == 2
 
 

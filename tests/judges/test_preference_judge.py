@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from rftjudge import (
     PreferenceJudge,
     TokenLogprob,
 )
+from rftjudge._content import content_text
 from rftjudge.judges._schedules import all_pairs, circular_pairs
 
 from support.payloads import CHAT, completion
@@ -27,7 +29,7 @@ from support.payloads import CHAT, completion
 
 def shown(request: ChatRequest) -> tuple[str, str]:
     """The texts shown as A and B in a rendered preference prompt."""
-    user = request.messages[-1].content
+    user = content_text(request.messages[-1].content)
     a = re.search(r"<<<RESPONSE_A \w+>>>\n(.*?)\n<<<END RESPONSE_A", user, re.DOTALL)
     b = re.search(r"<<<RESPONSE_B \w+>>>\n(.*?)\n<<<END RESPONSE_B", user, re.DOTALL)
     assert a and b
@@ -38,7 +40,7 @@ def answer(winner: str) -> str:
     return json.dumps({"rationale": f"picked {winner}", "winner": winner})
 
 
-def by_quality(quality: dict[str, int], *, first_bias: bool = False):
+def by_quality(quality: dict[str, int], *, first_bias: bool = False) -> Callable[[ChatRequest], str]:
     """A deterministic fake judge: the higher-quality text wins; optionally always picks A."""
 
     def handler(request: ChatRequest) -> str:

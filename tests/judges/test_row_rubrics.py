@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -18,6 +18,7 @@ from rftjudge import (
     RubricJudge,
     TokenLogprob,
 )
+from rftjudge._content import content_text
 from rftjudge.clients import Capabilities
 from rftjudge.judges._rubric_items import CATEGORY_WEIGHTS, parse_rubric
 from rftjudge.judges.rubric import InvalidRubricError, Judgment, RubricError, with_rubric
@@ -231,7 +232,7 @@ def test_chunks_are_sent_together_and_share_the_prompt_prefix() -> None:
     judge = make(script, max_criteria=2)
     result = judge.judge("What is 2+2?", "It is 4.", rubric=[f"item {i}" for i in range(5)])
     assert [ids_of(r) for r in script.requests] == [["c1", "c2"], ["c3", "c4"], ["c5"]]
-    users = [r.messages[-1].content for r in script.requests]
+    users = [content_text(r.messages[-1].content) for r in script.requests]
     prefix = users[0].split("RUBRIC ITEMS:")[0]
     assert "It is 4." in prefix and all(u.startswith(prefix) for u in users)
     assert result.score == 1.0 and result.requests == 3 and result.items == 5
@@ -394,7 +395,7 @@ def test_samples_average_distinct_seeds_per_item() -> None:
 
     judge = RubricJudge(FunctionClient(handler), samples=2, temperature=0.7, seed=10)
     result = judge.judge("p", "r", rubric=["x", "y"])
-    assert sorted(seen) == [10, 11] and result.samples == 2
+    assert sorted(cast("list[int]", seen)) == [10, 11] and result.samples == 2
     assert result.normalized == {"c1": 0.5, "c2": 0.5} and result.score == 0.5
 
 

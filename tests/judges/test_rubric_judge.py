@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ def judge(client: OpenAIClient) -> RubricJudge:
     return RubricJudge(client, criteria=CRITERIA, scale=(1, 5))
 
 
-def reply(scores: dict, rationale: str = "ok") -> httpx.Response:
+def reply(scores: dict[str, Any], rationale: str = "ok") -> httpx.Response:
     return httpx.Response(200, json=completion(verdict(scores, rationale)))
 
 
@@ -53,7 +54,7 @@ def reply(scores: dict, rationale: str = "ok") -> httpx.Response:
         ({"template": "missing-file.j2"}, "not found"),
     ],
 )
-def test_bad_configuration_fails_at_construction(client, kwargs: dict, match: str) -> None:
+def test_bad_configuration_fails_at_construction(client: OpenAIClient, kwargs: dict[str, Any], match: str) -> None:
     args = {"criteria": CRITERIA, **kwargs}
     with pytest.raises(ConfigurationError, match=match):
         RubricJudge(client, **args)
@@ -68,7 +69,7 @@ def test_bad_configuration_fails_at_construction(client, kwargs: dict, match: st
         ({"name": "ok", "description": "d", "weight": float("nan")}, "weight"),
     ],
 )
-def test_bad_criteria_name_the_problem(kwargs: dict, match: str) -> None:
+def test_bad_criteria_name_the_problem(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Criterion(**kwargs)
 
@@ -100,13 +101,13 @@ async def test_weighted_normalised_score(api: respx.MockRouter, judge: RubricJud
     assert sent["response_format"]["json_schema"]["schema"] == judge.output_schema
 
 
-async def test_no_reference_section_without_reference(api, judge: RubricJudge) -> None:
+async def test_no_reference_section_without_reference(api: respx.MockRouter, judge: RubricJudge) -> None:
     route = api.post(CHAT).mock(return_value=reply({"correctness": 3, "tone": 3}))
     await judge.ajudge("q", "a")
     assert "REFERENCE" not in json.loads(route.calls[0].request.content)["messages"][-1]["content"]
 
 
-async def test_binary_scale(api: respx.MockRouter, client) -> None:
+async def test_binary_scale(api: respx.MockRouter, client: OpenAIClient) -> None:
     judge = RubricJudge(client, criteria=CRITERIA, scale="pass_fail")
     assert judge.output_schema["properties"]["scores"]["properties"]["tone"] == {"type": "boolean"}
     api.post(CHAT).mock(return_value=reply({"correctness": True, "tone": False}))
@@ -132,7 +133,7 @@ async def test_sync_reward_inside_running_loop(api: respx.MockRouter, judge: Rub
 # -- parsing, re-ask, failures -----------------------------------------------------------------
 
 
-async def test_prose_and_fenced_json_are_parsed(api: respx.MockRouter, client) -> None:
+async def test_prose_and_fenced_json_are_parsed(api: respx.MockRouter, client: OpenAIClient) -> None:
     judge = RubricJudge(
         OpenAIClient("m", base_url=BASE, structured_output="none"), criteria=CRITERIA
     )
@@ -146,7 +147,7 @@ async def test_prose_and_fenced_json_are_parsed(api: respx.MockRouter, client) -
     assert "response_format" not in json.loads(route.calls[0].request.content)
 
 
-async def test_reask_with_validation_error_then_success(api: respx.MockRouter, judge) -> None:
+async def test_reask_with_validation_error_then_success(api: respx.MockRouter, judge: RubricJudge) -> None:
     route = api.post(CHAT)
     route.side_effect = [reply({"correctness": 9, "tone": 3}), reply({"correctness": 4, "tone": 3})]
     result = await judge.ajudge("q", "a")
@@ -157,7 +158,7 @@ async def test_reask_with_validation_error_then_success(api: respx.MockRouter, j
     assert "scores.correctness" in second[-1]["content"]
 
 
-async def test_reasks_are_bounded(api: respx.MockRouter, judge) -> None:
+async def test_reasks_are_bounded(api: respx.MockRouter, judge: RubricJudge) -> None:
     route = api.post(CHAT).mock(return_value=reply({"correctness": 9}))
     with pytest.raises(ParseError, match="2 request"):
         await judge.ajudge("q", "a")
@@ -165,7 +166,7 @@ async def test_reasks_are_bounded(api: respx.MockRouter, judge) -> None:
     assert judge.stats.usage.requests == 2
 
 
-async def test_refusal_and_truncation_are_typed(api: respx.MockRouter, judge) -> None:
+async def test_refusal_and_truncation_are_typed(api: respx.MockRouter, judge: RubricJudge) -> None:
     api.post(CHAT).respond(
         200, json=completion("", message={"content": None, "refusal": "I can't"})
     )
@@ -177,14 +178,14 @@ async def test_refusal_and_truncation_are_typed(api: respx.MockRouter, judge) ->
 
 
 @pytest.mark.parametrize(("on_error", "expected"), [("abstain", None), (0.5, 0.5), (0.0, 0.0)])
-async def test_on_error_policies(api: respx.MockRouter, client, on_error, expected) -> None:
+async def test_on_error_policies(api: respx.MockRouter, client: OpenAIClient, on_error: Any, expected: Any) -> None:
     judge = RubricJudge(client, criteria=CRITERIA, on_error=on_error)
     api.post(CHAT).respond(400, json={"error": {"message": "bad"}})
     assert await judge.areward("q", "a") == expected
     assert judge.stats.failures["bad_request"] == 1
 
 
-async def test_on_error_raise(api: respx.MockRouter, client) -> None:
+async def test_on_error_raise(api: respx.MockRouter, client: OpenAIClient) -> None:
     judge = RubricJudge(client, criteria=CRITERIA, on_error="raise")
     api.post(CHAT).respond(400, json={"error": {"message": "bad"}})
     with pytest.raises(Exception, match="HTTP 400"):
@@ -196,7 +197,7 @@ async def test_on_error_raise(api: respx.MockRouter, client) -> None:
 # -- batches -----------------------------------------------------------------------------------
 
 
-async def test_batch_keeps_order_and_isolates_failures(api: respx.MockRouter, judge) -> None:
+async def test_batch_keeps_order_and_isolates_failures(api: respx.MockRouter, judge: RubricJudge) -> None:
     def respond(request: httpx.Request) -> httpx.Response:
         user = json.loads(request.content)["messages"][-1]["content"]
         if "answer-2" in user:
@@ -209,14 +210,14 @@ async def test_batch_keeps_order_and_isolates_failures(api: respx.MockRouter, ju
     assert rewards == [0.0, 0.25, None, 0.75]
 
 
-async def test_batch_identical_items_are_judged_once(api: respx.MockRouter, judge) -> None:
+async def test_batch_identical_items_are_judged_once(api: respx.MockRouter, judge: RubricJudge) -> None:
     route = api.post(CHAT).mock(return_value=reply({"correctness": 3, "tone": 3}))
     rewards = await judge.areward_batch(["q"] * 5, ["same", "same", "other", "same", "other"])
     assert rewards == [0.5] * 5
     assert route.call_count == 2
 
 
-async def test_batch_concurrency_is_bounded_by_client(api: respx.MockRouter, fake_sleep) -> None:
+async def test_batch_concurrency_is_bounded_by_client(api: respx.MockRouter, fake_sleep: Any) -> None:
     client = OpenAIClient(
         "m", base_url=BASE, max_concurrency=3, retry_policy=RetryPolicy(sleep=fake_sleep)
     )
@@ -236,7 +237,7 @@ async def test_batch_concurrency_is_bounded_by_client(api: respx.MockRouter, fak
     assert state["peak"] == 3
 
 
-def test_mismatched_lengths_are_clear(judge) -> None:
+def test_mismatched_lengths_are_clear(judge: RubricJudge) -> None:
     with pytest.raises(ConfigurationError, match="differ in length"):
         judge.reward_batch(["q", "q"], ["a"])
     with pytest.raises(ConfigurationError, match="references"):

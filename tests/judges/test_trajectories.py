@@ -43,7 +43,7 @@ def _text(request: ChatRequest) -> str:
     return "\n".join(content_text(m.content) for m in request.messages)
 
 
-def trl_tool_completion(answer: str = "It is 22 °C in Paris.", result: str = "22") -> list[dict]:
+def trl_tool_completion(answer: str = "It is 22 °C in Paris.", result: str = "22") -> list[dict[str, Any]]:
     """What TRL's tool loop leaves in ``completions[i]`` for one tool round."""
     call = {"type": "function", "function": {"name": "weather", "arguments": {"city": "Paris"}}}
     return [
@@ -246,7 +246,7 @@ def _listwise_client() -> FunctionClient:
     return FunctionClient(answer)
 
 
-def _branching(n: int) -> list[list[dict]]:
+def _branching(n: int) -> list[list[dict[str, Any]]]:
     """n trajectories sharing their first tool round, then each its own answer."""
     return [trl_tool_completion(answer=f"Answer {k}.") for k in range(n)]
 

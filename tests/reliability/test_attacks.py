@@ -32,6 +32,7 @@ from rftjudge import (
     PreferenceJudge,
     RubricJudge,
 )
+from rftjudge._content import content_text
 from rftjudge.templates import neutralize
 
 from support.payloads import BASE, CHAT, completion
@@ -114,7 +115,7 @@ def _check_fenced(request: ChatRequest, benign: ChatRequest, fields: dict[str, s
     differs from the ``benign`` request (same template, harmless inputs)."""
     assert [m.role for m in request.messages] == [m.role for m in benign.messages]
     assert request.messages[0] == benign.messages[0]  # the system message never varies
-    user = request.messages[-1].content
+    user = content_text(request.messages[-1].content)
     markers = MARKER.findall(user)
     assert len(markers) == 2 * len(fields)  # only the template's own fence lines
     found = {label: body for label, _digest, body in FENCED.findall(user)}
@@ -124,8 +125,10 @@ def _check_fenced(request: ChatRequest, benign: ChatRequest, fields: dict[str, s
         assert body == neutralize(text)
         assert "<<<" not in body and ">>>" not in body
     # what is left once the fenced parts are taken out is the template's own text
-    strip = lambda text: FENCED.sub(lambda m: f"<{m.group(1)}>", text)  # noqa: E731
-    assert strip(user) == strip(benign.messages[-1].content)
+    def strip(text: str) -> str:
+        return FENCED.sub(lambda m: f"<{m.group(1)}>", text)
+
+    assert strip(user) == strip(content_text(benign.messages[-1].content))
 
 
 @pytest.mark.parametrize("entry", JUDGED, ids=ids(JUDGED))

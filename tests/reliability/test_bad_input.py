@@ -23,6 +23,7 @@ from rftjudge import (
     RubricJudge,
     Scale,
 )
+from rftjudge._content import content_text
 from rftjudge.judges.base import DEFAULT_MAX_INPUT_CHARS
 
 from support.judges import fenced
@@ -37,7 +38,7 @@ def recording_judge(**kwargs: Any) -> tuple[RubricJudge, FunctionClient]:
 
 
 def user_text(request: ChatRequest) -> str:
-    return next(m.content for m in request.messages if m.role == "user")
+    return next(content_text(m.content) for m in request.messages if m.role == "user")
 
 
 # -- empty ---------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from rftjudge import (
     TruncatedError,
     Usage,
 )
+from rftjudge._content import content_text
 from rftjudge.parsing import answer_span, find_json_objects, parse_verdict
 from rftjudge.templates import fence, neutralize
 from rftjudge.templates._unicode_tables import CLOSERS, IGNORABLE, OPENERS, WEIGHTS
@@ -211,7 +212,7 @@ async def test_listwise_judge_never_takes_a_verdict_from_thinking_or_before_an_i
 
         def handler(request: ChatRequest) -> ChatResponse:
             state["calls"] += 1
-            first = next(m for m in request.messages if m.role == "user").content
+            first = content_text(next(m for m in request.messages if m.role == "user").content)
             ids = [m.group(1) for m in re.finditer(r"<<<CANDIDATE (C\w+) ", first)]
             high = json.dumps({"scores": [{"id": i, "score": 10} for i in ids]})
             low = json.dumps({"scores": [{"id": i, "score": 0} for i in ids]})

@@ -59,11 +59,11 @@ CLIENTS: dict[str, Factory] = {
     "gemini": lambda **kw: GeminiClient("gemini-test", api_key=KEY, **kw),
     "ollama": lambda **kw: OllamaClient("llama-test", api_key=KEY, **kw),
     "bedrock-api-key": lambda **kw: BedrockClient(
-        "anthropic.claude-test", "us-east-1", api_key=KEY, **kw
+        "anthropic.claude-test", region="us-east-1", api_key=KEY, **kw
     ),
     "bedrock-sigv4": lambda **kw: BedrockClient(
         "anthropic.claude-test",
-        "us-east-1",
+        region="us-east-1",
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key=KEY,
         aws_session_token=TOKEN,

@@ -36,10 +36,12 @@ KEY = "sk-positional-0123456789"
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: OpenAIClient("m", "http://judge.test/v1", KEY),
-        lambda: AzureOpenAIClient("m", "https://x.openai.azure.com", KEY, "2024-10-21"),
-        lambda: GeminiClient("m", KEY),
-        lambda: AnthropicClient("m", KEY),
+        lambda: OpenAIClient("m", base_url="http://judge.test/v1", api_key=KEY),
+        lambda: AzureOpenAIClient(
+            "m", endpoint="https://x.openai.azure.com", api_key=KEY, api_version="2024-10-21"
+        ),
+        lambda: GeminiClient("m", api_key=KEY),
+        lambda: AnthropicClient("m", api_key=KEY),
     ],
     ids=["openai", "azure", "gemini", "anthropic"],
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -135,7 +135,7 @@ async def test_body_list_and_string_caps_answer_413() -> None:
 async def test_a_body_that_never_arrives_gets_408() -> None:
     judge, script = scripted_judge(on_error=0.5)
     app = openrlhf.create_app(judge, limits=ServerLimits(read_timeout_s=0.05))
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     first = True
 
     async def receive() -> dict[str, Any]:
@@ -146,7 +146,7 @@ async def test_a_body_that_never_arrives_gets_408() -> None:
         await asyncio.Event().wait()  # a slowloris: the rest never comes
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
@@ -161,7 +161,7 @@ async def test_a_body_that_never_arrives_gets_408() -> None:
 
 async def test_open_cohort_groups_are_capped() -> None:
     judge = SimpleNamespace(ajudge_group=lambda *a: None, name="g")
-    buffer = CohortBuffer(judge, group_size=2, max_open_groups=3)  # type: ignore[arg-type]
+    buffer = CohortBuffer(judge, group_size=2, max_open_groups=3)
     items = [CohortItem(f"k{i}", 2, f"p{i}", "c") for i in range(4)]
     with pytest.raises(CohortFullError, match="more than the 3 open"):
         await buffer.submit(items)
@@ -322,7 +322,7 @@ async def test_the_reward_function_sends_the_token_and_keyed_groups() -> None:
 
 async def test_a_key_open_for_another_prompt_cannot_be_hijacked() -> None:
     judge = SimpleNamespace(ajudge_group=lambda *a: None, name="g")
-    buffer = CohortBuffer(judge, group_size=2)  # type: ignore[arg-type]
+    buffer = CohortBuffer(judge, group_size=2)
     from rftjudge import ConfigurationError
 
     legit = asyncio.create_task(buffer.submit([CohortItem("k", 2, "the prompt", "mine")]))
@@ -386,8 +386,8 @@ def test_serve_openrlhf_takes_eos_token_and_token(
 async def test_a_client_that_disconnects_mid_body_gets_an_answer_not_a_crash() -> None:
     judge, script = scripted_judge(on_error=0.5)
     app = openrlhf.create_app(judge)
-    sent: list[dict[str, Any]] = []
-    messages = iter(
+    sent: list[MutableMapping[str, Any]] = []
+    messages: Iterator[dict[str, Any]] = iter(
         [
             {"type": "http.request", "body": b'{"query": [', "more_body": True},
             {"type": "http.disconnect"},
@@ -397,7 +397,7 @@ async def test_a_client_that_disconnects_mid_body_gets_an_answer_not_a_crash() -
     async def receive() -> dict[str, Any]:
         return next(messages)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

@@ -26,6 +26,7 @@ def score_in_child(blob: bytes, kwargs: dict[str, Any]) -> dict[str, Any]:
     func = pickle.loads(blob)
     rewards = asyncio.run(func(**kwargs)) if is_async_callable(func) else func(**kwargs)
     judge = getattr(func, "judge", None) or getattr(func.async_func, "judge", None)
+    assert judge is not None
     client = judge.client
     return {
         "rewards": rewards,
@@ -48,7 +49,7 @@ def rollout_group(
         completions=completions,
         completions_ids=[[1, 2, 3] for _ in range(n)],
         completions_sequences=[
-            [TrainingSequence([1, 2, 3], [0, 1, 1], [0.0, -0.1, -0.2], (group_id, i))]
+            [TrainingSequence([1, 2, 3], [0, 1, 1], [0.0, -0.1, -0.2], f"{group_id}-{i}")]
             for i in range(n)
         ],
         tool_call_counts=[0] * n,

@@ -14,14 +14,27 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rftjudge import ChatRequest, Criterion, FunctionClient, RubricJudge
+from rftjudge._content import content_text
 
 CRITERIA = [
     Criterion(name="correctness", description="Is it right?", weight=3.0),
     Criterion(name="tone", description="Is it polite?"),
 ]
+
+
+def rewards(outcomes: Sequence[float | BaseException]) -> list[float]:
+    """A group judge's rewards as floats; an outcome that is an exception is raised (the test
+    fails on it, as it would on ``float(outcome)``, naming the judge's own error)."""
+    values = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        values.append(float(outcome))
+    return values
 
 
 def fenced(text: str, label: str) -> str | None:
@@ -38,7 +51,7 @@ class Script:
         self.release = asyncio.Event()
 
     async def __call__(self, request: ChatRequest) -> str:
-        user = "\n".join(m.content for m in request.messages if m.role == "user")  # re-asks too
+        user = "\n".join(content_text(m.content) for m in request.messages if m.role == "user")  # re-asks too
         item = {
             "prompt": fenced(user, "PROMPT"),
             "response": fenced(user, "RESPONSE"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rftjudge import ChatRequest, ChatResponse, TokenLogprob, Usage
+from rftjudge._content import content_text
 
 _CANDIDATE = re.compile(
     r"Candidate (?P<id>C\w+):\n<<<CANDIDATE (?P=id) \w+>>>\n(?P<text>.*?)\n<<<END CANDIDATE", re.S
@@ -26,7 +27,7 @@ _CANDIDATE = re.compile(
 def shown(request: ChatRequest) -> list[tuple[str, str]]:
     """(id, text) of the candidates a listwise request shows, in shown order."""
     return [
-        (m.group("id"), m.group("text")) for m in _CANDIDATE.finditer(request.messages[-1].content)
+        (m.group("id"), m.group("text")) for m in _CANDIDATE.finditer(content_text(request.messages[-1].content))
     ]
 
 
@@ -53,7 +54,7 @@ class ListwiseScript:
         if not items:  # a re-ask: the candidates are in the first user message
             first_user = next(m for m in request.messages if m.role == "user")
             items = [
-                (m.group("id"), m.group("text")) for m in _CANDIDATE.finditer(first_user.content)
+                (m.group("id"), m.group("text")) for m in _CANDIDATE.finditer(content_text(first_user.content))
             ]
         else:
             self.seen.append(items)

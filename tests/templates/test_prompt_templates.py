@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from rftjudge import ConfigurationError, Criterion, OpenAIClient, PromptTemplate, RubricJudge
+from rftjudge._content import content_text
 from rftjudge.templates import fence, neutralize
 
 ADVERSARIAL = [
@@ -58,7 +59,7 @@ def test_rubric_prompt_puts_response_only_inside_its_fence() -> None:
 def test_custom_template_string_without_blocks_is_one_user_message() -> None:
     template = PromptTemplate("Rate {{ response | fence('response') }} for {{ prompt }}")
     (message,) = template.render(prompt="p", response="r")
-    assert message.role == "user" and message.content.startswith("Rate <<<RESPONSE")
+    assert message.role == "user" and content_text(message.content).startswith("Rate <<<RESPONSE")
 
 
 def test_custom_template_file(tmp_path: Path) -> None:

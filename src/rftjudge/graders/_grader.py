@@ -201,7 +201,7 @@ class OpenAIGrader(RewardBase[GradeResult]):
             return super().reward_of(outcome)  # counted and replaced per on_error
         return score
 
-    def failures_of(self, outcomes: Sequence[GradeResult | BaseException]) -> Counter[str]:
+    def failures_of(self, outcomes: Sequence[GradeResult | float | BaseException]) -> Counter[str]:
         kinds: Counter[str] = Counter()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -210,7 +210,9 @@ class OpenAIGrader(RewardBase[GradeResult]):
                 kinds.update(outcome.errors)
         return kinds
 
-    def metrics_of(self, outcomes: Sequence[GradeResult | BaseException]) -> dict[str, float]:
+    def metrics_of(
+        self, outcomes: Sequence[GradeResult | float | BaseException]
+    ) -> dict[str, float]:
         """Adds each ``multi`` sub-reward's batch mean and, with a threshold, the pass rate."""
         metrics = super().metrics_of(outcomes)
         done = [o for o in outcomes if isinstance(o, GradeResult)]

@@ -327,7 +327,7 @@ class RewardBase(Rebuildable, ABC, Generic[R]):
             self, name=name, reference_column=reference_column, metrics_sink=metrics_sink
         )
 
-    def metrics_of(self, outcomes: Sequence[R | BaseException]) -> dict[str, float]:
+    def metrics_of(self, outcomes: Sequence[R | float | BaseException]) -> dict[str, float]:
         """Per-batch metrics to log (subclasses add per-criterion means).
 
         ``failure_rate``, and ``failures/<kind>``: this batch's count per failure kind, for every
@@ -340,7 +340,7 @@ class RewardBase(Rebuildable, ABC, Generic[R]):
             metrics[f"failures/{kind}"] = float(kinds.get(kind, 0))
         return metrics
 
-    def failures_of(self, outcomes: Sequence[R | BaseException]) -> Counter[str]:
+    def failures_of(self, outcomes: Sequence[R | float | BaseException]) -> Counter[str]:
         """How many outcomes of a batch failed, by kind (what ``judge.stats.failures`` counts).
 
         An out-of-range score counts as ``"out_of_range"``: :meth:`reward_of` never passes it on.

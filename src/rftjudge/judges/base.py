@@ -211,7 +211,7 @@ class BaseJudge(RewardBase[R]):
         self.stats.truncated += 1
         return truncate_middle(text, limit)
 
-    def metrics_of(self, outcomes: Sequence[R | BaseException]) -> dict[str, float]:
+    def metrics_of(self, outcomes: Sequence[R | float | BaseException]) -> dict[str, float]:
         """Adds ``guard_rate``: the share of the batch the guard failed without a judge call."""
         metrics = super().metrics_of(outcomes)
         if self.guard is not None and outcomes:

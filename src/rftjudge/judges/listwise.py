@@ -492,7 +492,9 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     def score_of(self, result: ListwiseResult) -> float:
         return result.score
 
-    def metrics_of(self, outcomes: Sequence[ListwiseResult | BaseException]) -> dict[str, float]:
+    def metrics_of(
+        self, outcomes: Sequence[ListwiseResult | float | BaseException]
+    ) -> dict[str, float]:
         """The base metrics plus the per-step group figures (``order_sensitivity``,
         ``requests_per_group``, ``tokens_per_group``, ``failed_order_rate``, ...)."""
         metrics = super().metrics_of(outcomes)

@@ -324,7 +324,9 @@ class PreferenceJudge(BaseJudge[Preference]):
     def score_of(self, result: Preference) -> float:
         return result.prob_a
 
-    def metrics_of(self, outcomes: Sequence[Preference | BaseException]) -> dict[str, float]:
+    def metrics_of(
+        self, outcomes: Sequence[Preference | float | BaseException]
+    ) -> dict[str, float]:
         metrics = super().metrics_of(outcomes)
         judged = [o for o in outcomes if isinstance(o, Preference)]
         swapped = [o for o in judged if o.consistent is not None]

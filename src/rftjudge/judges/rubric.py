@@ -372,7 +372,7 @@ class RubricJudge(RowRubrics[Judgment]):
     def score_of(self, result: Judgment) -> float:
         return result.score
 
-    def metrics_of(self, outcomes: Sequence[Judgment | BaseException]) -> dict[str, float]:
+    def metrics_of(self, outcomes: Sequence[Judgment | float | BaseException]) -> dict[str, float]:
         metrics = super().metrics_of(outcomes)
         judged = [o for o in outcomes if isinstance(o, Judgment)]
         if judged:
