@@ -65,6 +65,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._sigv4",
             "rftjudge.clients._stats",
             "rftjudge.clients._ratelimit",
+            "rftjudge.clients._ratelimit_headers",
+            "rftjudge.clients._ratelimit_budget",
             "rftjudge.clients._redis_limits",
             "rftjudge.clients._redis_scripts",
             "rftjudge.clients._routing",
