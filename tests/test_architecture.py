@@ -76,7 +76,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("clients", ["rftjudge.clients", "rftjudge.clients.*"]),
-    ("rewards", ["rftjudge.rewards"]),
+    ("rewards", ["rftjudge.rewards", "rftjudge._reward_*"]),
     ("judges", ["rftjudge.judges", "rftjudge.judges.*", "rftjudge.compose", "rftjudge.graders*"]),
     ("integrations", ["rftjudge.integrations", "rftjudge.integrations.*"]),
     ("application", ["rftjudge.app", "rftjudge.app.*"]),
