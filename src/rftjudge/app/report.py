@@ -1,7 +1,8 @@
 """``rftjudge calibrate``'s analysis: judge results joined with human labels, and the report.
 
 The judgments come from :mod:`rftjudge.scoring` (one JSON record per row); the statistics from
-:mod:`rftjudge.calibration`; the analysis is `_calibrate`, the report this module. What is compared with what:
+:mod:`rftjudge.calibration`; the analysis is ``_calibrate``, the report this module. What is
+compared with what:
 
 - a rubric judge's verdict is the integer it wrote for the chosen criterion (``criteria_sampled``;
   the only criterion, by default) — or, over several criteria, the overall score mapped back onto
