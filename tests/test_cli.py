@@ -208,7 +208,7 @@ def test_interrupt_exits_130_with_resume_hint(
     async def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rftjudge.app.cli.judge_plan", interrupted)
+    monkeypatch.setattr("rftjudge.app._cli_run.judge_plan", interrupted)
     result = CliRunner().invoke(
         app, ["score", str(SAMPLE), "--judge", str(judge_file), "-o", str(tmp_path / "o.jsonl")]
     )
@@ -434,7 +434,7 @@ def test_unexpected_errors_are_one_line_unless_debug(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom\nand a second line")
 
-    monkeypatch.setattr("rftjudge.app.cli.plan_run", broken)
+    monkeypatch.setattr("rftjudge.app._cli_run.plan_run", broken)
     args = ["score", str(sample), "--judge", str(judge_file)]
     line = one_error_line(CliRunner().invoke(app, args))
     assert line == (

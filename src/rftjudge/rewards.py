@@ -30,10 +30,12 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from ._content import carries_image
 from ._errors import ConfigurationError
+from ._reward_groups import _TRAINER_KWARGS, GroupBy, group_rows
+from ._reward_inputs import _inputs, _judged, judged_completion
+from ._reward_metrics import _call_metrics
 from ._sinks import MetricsSink, MetricsSinkLike, metrics_sink
 from ._text import as_text, completion_text, reference_text, safe_name
 
@@ -54,12 +56,7 @@ __all__ = [
     "trl_reward_func",
 ]
 
-GroupBy = Literal["auto", "prompt", "call"]
-
 logger = logging.getLogger("rftjudge")
-
-# What TRL adds to a call that is not a dataset column.
-_TRAINER_KWARGS = frozenset({"trainer_state", "log_metric", "log_extra", "environments"})
 
 
 class RewardFunc(Protocol):
@@ -382,158 +379,8 @@ def trl_group_reward_func(
     )
 
 
-def group_rows(
-    prompts: Sequence[str], kwargs: Mapping[str, Any], group_by: GroupBy = "auto"
-) -> list[list[int]]:
-    """The row indices of each group in one call (see :class:`GroupRewardFunction`)."""
-    if not prompts:
-        return []
-    if group_by == "call" or (group_by == "auto" and _one_group(prompts, kwargs)):
-        return [list(range(len(prompts)))]
-    groups: dict[str, list[int]] = {}
-    for index, text in enumerate(prompts):
-        groups.setdefault(text, []).append(index)
-    return list(groups.values())
-
-
-def _one_group(prompts: Sequence[str], kwargs: Mapping[str, Any]) -> bool:
-    if all(p == prompts[0] for p in prompts):
-        return True
-    # AsyncGRPOTrainer's _score_group passes completion_ids but never trainer_state; GRPOTrainer
-    # and RLOOTrainer pass both (a batch of many groups); a hand-written call usually neither.
-    if "completion_ids" not in kwargs or "trainer_state" in kwargs:
-        return False
-    columns = [
-        v
-        for k, v in kwargs.items()
-        if k not in _TRAINER_KWARGS and k != "completion_ids" and isinstance(v, list | tuple)
-    ]
-    return all(len(c) == len(prompts) and all(_same(x, c[0]) for x in c) for c in columns)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except Exception:  # e.g. numpy arrays (elementwise ==): not provably the same value
-        return False
-
-
-def _inputs(
-    func_name: str,
-    prompts: Sequence[Any],
-    completions: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    reference_column: str,
-) -> tuple[list[str], list[str], list[str | None] | None]:
-    """Validate TRL's arguments and convert prompts, completions and references to text."""
-    if len(prompts) != len(completions):
-        raise ConfigurationError(
-            f"{func_name}: got {len(prompts)} prompts but {len(completions)} completions"
-        )
-    references = kwargs.get(reference_column)
-    if references is not None and len(references) != len(completions):
-        raise ConfigurationError(
-            f"{func_name}: column {reference_column!r} has {len(references)} values for "
-            f"{len(completions)} completions"
-        )
-    prompt_texts = [as_text(p, what="prompt") for p in prompts]
-    completion_texts = [completion_text(c) for c in completions]
-    refs = [reference_text(r) for r in references] if references is not None else None
-    return prompt_texts, completion_texts, refs
-
-
 def _mark_async(obj: Any) -> None:
     """Python >= 3.12: let ``inspect.iscoroutinefunction(obj)`` see the async ``__call__`` too."""
     mark = getattr(inspect, "markcoroutinefunction", None)
     if mark is not None:
         mark(obj)
-
-
-def _judged(
-    judge: Any,
-    prompts: Sequence[Any],
-    completions: Sequence[Any],
-    prompt_texts: list[str],
-    completion_texts: list[str],
-) -> tuple[list[Any], list[Any]]:
-    """What the judge is handed: the text, except where it would lose what is judged.
-
-    A judge with a ``view`` renders message-list completions itself (tool calls and results kept);
-    a prompt or completion holding images (VLM GRPO, image generation) is passed whole, so that the
-    judge sends the images (TRL 1.16 puts a dataset's ``image``/``images`` into the conversational
-    prompt as ``{"type": "image", "image": <PIL>}`` parts before calling reward functions).
-    """
-    return (
-        [p if carries_image(p) else t for p, t in zip(prompts, prompt_texts, strict=True)],
-        [
-            judged_completion(judge, c, t)
-            for c, t in zip(completions, completion_texts, strict=True)
-        ],
-    )
-
-
-def judged_completion(judge: Any, completion: Any, text: str) -> Any:
-    """``completion`` itself where its ``text`` would lose what the judge is to see (a trajectory
-    under a judge ``view``, an image), else ``text``. Shared by every trainer adapter."""
-    if carries_image(completion):
-        return completion
-    if getattr(judge, "view", None) is not None and not isinstance(completion, str):
-        return completion
-    return text
-
-
-def _call_metrics(
-    judge: Any,
-    name: str,
-    outcomes: Sequence[Any],
-    rewards: Sequence[float | None],
-    texts: Sequence[str],
-) -> dict[str, float]:
-    """One call's metrics, keyed ``<name>/<metric>``: the judge's, the client's, length bias."""
-    metrics = {f"{name}/{key}": value for key, value in judge.metrics_of(outcomes).items()}
-    # The judge client's totals since this reward function's last call (requests,
-    # cache hits, tokens, cost, p95 latency of those attempts), when the client keeps them.
-    from .clients._stats import ClientStats
-
-    stats = getattr(getattr(judge, "client", None), "stats", None)
-    if isinstance(stats, ClientStats):
-        for key, value in stats.delta(mark=f"reward_func:{name}").items():
-            if key in _CLIENT_METRICS:
-                metrics[f"{name}/{key}"] = value
-    corr = _length_corr(rewards, texts)
-    if corr is not None:
-        metrics[f"{name}/length_corr"] = corr
-    return metrics
-
-
-def _length_corr(rewards: Sequence[float | None], texts: Sequence[str]) -> float | None:
-    """Pearson correlation between reward and response length (characters) in one call.
-
-    A policy that learns the judge likes longer answers shows up here as a correlation creeping
-    towards 1 long before the answers become absurd (verbosity hacking).
-    """
-    from .calibration import pearson
-
-    pairs = [
-        (float(r), float(len(t))) for r, t in zip(rewards, texts, strict=True) if r is not None
-    ]
-    if len(pairs) < 3:
-        return None
-    return pearson([p[0] for p in pairs], [p[1] for p in pairs])
-
-
-_CLIENT_METRICS = frozenset(
-    {
-        "requests",
-        "retries",
-        "rate_limited",
-        "cache_hits",
-        "coalesced",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "latency_p95_s",
-    }
-)

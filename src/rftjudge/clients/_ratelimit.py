@@ -31,18 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from .._content import content_size
 from .._errors import ConfigurationError, RateLimitError
 from .._limits import ConcurrencyLimiter
-from .._types import ChatRequest
+from ._ratelimit_budget import (
+    _MIN_SAMPLE,
+    _STALE_WINDOWS,
+    _Bucket,
+    _load_dependent,
+    _refill_wait,
+    _share_drop,
+    estimate_tokens,
+)
+from ._ratelimit_headers import (
+    RateLimitSnapshot,
+    parse_anthropic_rate_limit_headers,
+    parse_duration,
+    parse_openai_rate_limit_headers,
+)
 
 __all__ = [
     "Clock",
@@ -82,119 +93,6 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
-
-
-# -- what the server says ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitSnapshot:
-    """The server's view of this key's budgets, from one response's headers.
-
-    ``reset_*_s`` is the number of seconds until that budget is fully replenished.
-    Any field may be ``None`` when the server does not report it.
-    """
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_s: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_s: float | None = None
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def parse_duration(value: str) -> float | None:
-    """Seconds in a Go-style duration as OpenAI sends it (``"12ms"``, ``"6m0s"``, ``"1h2m3.5s"``).
-
-    A bare number is taken as seconds; anything else unparseable gives ``None``.
-    """
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) else None
-
-
-def _int(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
-
-
-def parse_openai_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitSnapshot | None:
-    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``; ``None`` when none is present."""
-    if (
-        "x-ratelimit-remaining-requests" not in headers
-        and "x-ratelimit-remaining-tokens" not in headers
-    ):
-        return None
-    reset_r = headers.get("x-ratelimit-reset-requests")
-    reset_t = headers.get("x-ratelimit-reset-tokens")
-    return RateLimitSnapshot(
-        limit_requests=_int(headers, "x-ratelimit-limit-requests"),
-        remaining_requests=_int(headers, "x-ratelimit-remaining-requests"),
-        reset_requests_s=parse_duration(reset_r) if reset_r is not None else None,
-        limit_tokens=_int(headers, "x-ratelimit-limit-tokens"),
-        remaining_tokens=_int(headers, "x-ratelimit-remaining-tokens"),
-        reset_tokens_s=parse_duration(reset_t) if reset_t is not None else None,
-    )
-
-
-def _seconds_until(stamp: str | None, now: float) -> float | None:
-    if stamp is None:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def parse_anthropic_rate_limit_headers(
-    headers: Mapping[str, str], *, now: Callable[[], float] = time.time
-) -> RateLimitSnapshot | None:
-    """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset is RFC 3339).
-
-    For providers to return from their ``rate_limit_state`` hook.
-    """
-    prefix = "anthropic-ratelimit-"
-    if prefix + "requests-remaining" not in headers and prefix + "tokens-remaining" not in headers:
-        return None
-    current = now()
-    return RateLimitSnapshot(
-        limit_requests=_int(headers, prefix + "requests-limit"),
-        remaining_requests=_int(headers, prefix + "requests-remaining"),
-        reset_requests_s=_seconds_until(headers.get(prefix + "requests-reset"), current),
-        limit_tokens=_int(headers, prefix + "tokens-limit"),
-        remaining_tokens=_int(headers, prefix + "tokens-remaining"),
-        reset_tokens_s=_seconds_until(headers.get(prefix + "tokens-reset"), current),
-    )
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    """Tokens a request will count against a budget before the server says: chars / 4 + max_tokens."""
-    chars = sum(content_size(m.content) for m in request.messages)
-    return chars // 4 + 1 + (request.max_tokens or 0)
 
 
 # -- the limiter interface -----------------------------------------------------------------------
@@ -339,36 +237,6 @@ class RateLimits:
 
             return RedisRateLimiter(self, concurrency)
         return LocalRateLimiter(self, concurrency)
-
-
-_MIN_SAMPLE = 16  # outcomes (at least a window's worth) before AIMD judges a window
-_STALE_WINDOWS = 50  # after this many windows' worth of outcomes, forget the last judgement
-
-
-class _Bucket:
-    """A token bucket that may go into debt: ``take`` returns how long the taker must wait."""
-
-    __slots__ = ("capacity", "level", "rate", "stamp")
-
-    def __init__(self, per_minute: float, burst_s: float, now: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * burst_s)
-        self.level = self.capacity
-        self.stamp = now
-
-    def _refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
-            self.stamp = now
-
-    def take(self, amount: float, now: float) -> float:
-        self._refill(now)
-        self.level -= amount
-        return 0.0 if self.level >= 0 else -self.level / self.rate
-
-    def give(self, amount: float, now: float) -> None:
-        self._refill(now)
-        self.level = min(self.capacity, self.level + amount)
 
 
 class LocalRateLimiter:
@@ -546,44 +414,3 @@ class LocalRateLimiter:
 
     def __repr__(self) -> str:
         return f"LocalRateLimiter({self.limits!r}, concurrency={self.concurrency})"
-
-
-def _share_drop(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """How many standard errors the share of 429s fell from ``before`` to ``after``
-    (two-proportion z statistic; each sample is (rejected, outcomes))."""
-    (r1, n1), (r2, n2) = before, after
-    pooled = (r1 + r2) / (n1 + n2)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    drop = r1 / n1 - r2 / n2
-    if spread == 0:
-        return math.inf if drop > 0 else (-math.inf if drop < 0 else 0.0)
-    return drop / spread
-
-
-def _load_dependent(
-    before: tuple[int, int], window_before: float, after: tuple[int, int], window_after: float
-) -> bool:
-    """Whether the share of 429s after a decrease fits "the server accepts a fixed number per
-    round trip" (429s are our excess load) better than "the share is unchanged" (429s come
-    regardless of our load): a likelihood ratio of the two hypotheses for the ``after`` sample."""
-    (r1, n1), (r2, n2) = before, after
-    share = r1 / n1
-    unchanged = min(0.99, max(0.01, share))
-    relieved = min(0.99, max(0.01, 1.0 - (1.0 - share) * window_before / window_after))
-
-    def loglik(p: float) -> float:
-        return r2 * math.log(p) + (n2 - r2) * math.log(1.0 - p)
-
-    return loglik(relieved) > loglik(unchanged)
-
-
-def _refill_wait(
-    remaining: int | None, limit: int | None, reset_s: float | None, needed: int
-) -> float:
-    """Seconds until ``needed`` units are back, refilling linearly to ``limit`` at ``reset_s``."""
-    if remaining is None or reset_s is None or remaining >= needed:
-        return 0.0
-    if limit is None or limit <= remaining:
-        return reset_s
-    rate = (limit - remaining) / reset_s if reset_s > 0 else math.inf
-    return min(reset_s, (needed - remaining) / rate)

@@ -49,12 +49,11 @@ import asyncio
 import json
 import logging
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, Field
 from typing_extensions import Unpack
 
 from .._content import content_size
@@ -66,8 +65,7 @@ from ..clients._protocol import Client
 from ..rewards import GroupBy, RewardFunc
 from ..templates import PromptTemplate
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
-from ._distribution import Labels, exact_each, expectation, in_band
-from ._exact import ExactReader, letter_labels
+from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
 from ._inputs import group_inputs
 from ._listwise_design import (
@@ -79,6 +77,15 @@ from ._listwise_design import (
     opaque_ids,
     windows,
 )
+from ._listwise_verdict import (
+    Alphabet,
+    ScoreVocabulary,
+    _ContextError,
+    exact_scores,
+    expected_scores,
+    output_schema,
+    verdict_model,
+)
 from ._options import JudgeOptions, Scoring
 from .base import BaseJudge
 
@@ -87,8 +94,6 @@ __all__ = ["ListwiseJudge", "ListwiseResult"]
 logger = logging.getLogger("rftjudge")
 
 Aggregate = Literal["mean", "debiased"]
-Alphabet = Literal["digits", "letters"]
-_ENTRY = re.compile(r'\{\s*"id"\s*:\s*"(?P<id>[^"\\]*)"\s*,\s*"score"\s*:\s*"?')
 
 
 class ListwiseResult(BaseModel):
@@ -99,14 +104,6 @@ class ListwiseResult(BaseModel):
     raw_scores: tuple[float, ...] = ()
     rationale: str = ""
     usage: Usage = Field(default_factory=Usage)
-
-
-class _ContextError(VerdictError):
-    """Not even two completions fit into ``max_prompt_chars``: the group fails, explicitly."""
-
-    @property
-    def kind(self) -> str:
-        return "context"
 
 
 class ListwiseJudge(BaseJudge[ListwiseResult]):
@@ -180,34 +177,12 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         self.chunk_size = chunk_size
         self.max_prompt_chars = max_prompt_chars
         self.ridge = float(ridge)
-        values = self.scale.values
-        self.label_values: dict[str, float] = (
-            {k: float(v) for k, v in letter_labels(values).items()}
-            if alphabet == "letters"
-            else {str(v): float(v) for v in values}
-        )
-        self.labels = list(self.label_values)
-        self._labels: Labels[float] = (
-            Labels.of(self.label_values, self.labels)
-            if alphabet == "letters"
-            else Labels.scores(values)
-        )
-        score_type: Any = (
-            Literal[tuple(self.labels)]
-            if alphabet == "letters"
-            else Annotated[int, Field(ge=self.scale.low, le=self.scale.high)]
-        )
-        self._entry_model = create_model(
-            "ListwiseEntry",
-            __config__=ConfigDict(extra="ignore"),
-            id=(str, ...),
-            score=(score_type, ...),
-        )
-        self._score_schema: dict[str, Any] = (
-            {"type": "string", "enum": self.labels}
-            if alphabet == "letters"
-            else {"type": "integer", "enum": values}
-        )
+        vocabulary = ScoreVocabulary(self.scale, alphabet)
+        self.label_values = vocabulary.label_values
+        self.labels = vocabulary.labels
+        self._labels = vocabulary.distribution_labels
+        self._entry_model = vocabulary.entry_model
+        self._score_schema = vocabulary.score_schema
         self._criteria_vars = [c.model_dump() for c in self.criteria]
         self.template = PromptTemplate(template if template is not None else "listwise.j2")
         # Render once with placeholders: a broken template fails here, not mid-training.
@@ -218,28 +193,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     def output_schema(self, ids: Sequence[str]) -> dict[str, Any]:
         """The verdict schema for one request: exactly ``len(ids)`` entries, ids from ``ids``."""
-        return {
-            "type": "object",
-            "properties": {
-                "rationale": {"type": "string"},
-                "scores": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string", "enum": list(ids)},
-                            "score": dict(self._score_schema),
-                        },
-                        "required": ["id", "score"],
-                        "additionalProperties": False,
-                    },
-                    "minItems": len(ids),
-                    "maxItems": len(ids),
-                },
-            },
-            "required": ["rationale", "scores"],
-            "additionalProperties": False,
-        }
+        return output_schema(ids, self._score_schema)
 
     def render(
         self, prompt: str, reference: str | None, candidates: Sequence[tuple[str, str]]
@@ -257,21 +211,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     def _verdict_model(self, ids: Sequence[str]) -> type[BaseModel]:
         """A verdict model that accepts exactly one score per id of ``ids``."""
-        expected = tuple(ids)
-
-        def one_per_id(verdict: Any) -> Any:
-            problem = _id_problem([e.id for e in verdict.scores], expected)
-            if problem:
-                raise ValueError(problem)
-            return verdict
-
-        return create_model(
-            "ListwiseVerdict",
-            __config__=ConfigDict(extra="ignore"),
-            __validators__={"one_per_id": model_validator(mode="after")(one_per_id)},  # type: ignore[dict-item]
-            rationale=(str, ""),
-            scores=(list[self._entry_model], ...),  # type: ignore[name-defined]
-        )
+        return verdict_model(ids, self._entry_model)
 
     # -- the group ---------------------------------------------------------------------------------
 
@@ -406,28 +346,13 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     def _expected(self, response: ChatResponse, ids: Sequence[str]) -> dict[str, float | None]:
         """Each id's expected score from the answer's own logprobs (None where unreadable)."""
-        if not response.logprobs:
-            return {cid: None for cid in ids}
-        offsets = _score_offsets(response.text)
-        return {
-            cid: expectation(in_band(response, offsets.get(cid), self._labels)) for cid in ids
-        }
+        return expected_scores(response, ids, self._labels)
 
     async def _exact(
         self, messages: Sequence[Message], text: str, ids: Sequence[str]
     ) -> tuple[dict[str, float | None], Usage, int]:
-        """Each id's expected score read by prefill + constrained choice; the reads of one answer
-        share its prefix and go out together."""
-        offsets = _score_offsets(text)
-        dists, usage = await exact_each(
-            self.exact,
-            messages,
-            text,
-            {cid: offsets.get(cid) for cid in ids},
-            self._labels,
-            lambda cid: f"id {cid}",
-        )
-        return {cid: expectation(dist) for cid, dist in dists.items()}, usage, len(ids)
+        """Each id's expected score read by prefill + constrained choice."""
+        return await exact_scores(self.exact, messages, text, ids, self._labels)
 
     def _combine(
         self,
@@ -526,39 +451,6 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             f"ListwiseJudge(client={self.client!r}, permutations={self.permutations}, "
             f"scale={self.scale!r})"
         )
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _id_problem(got: Sequence[str], expected: Sequence[str]) -> str | None:
-    """What is wrong with the ids of an answer (phrased for the judge), or None."""
-    counts: dict[str, int] = {}
-    for cid in got:
-        counts[cid] = counts.get(cid, 0) + 1
-    missing = [cid for cid in expected if cid not in counts]
-    duplicated = [cid for cid, c in counts.items() if c > 1]
-    unknown = [cid for cid in counts if cid not in set(expected)]
-    if not (missing or duplicated or unknown):
-        return None
-    parts = []
-    if missing:
-        parts.append("no score for " + ", ".join(missing))
-    if duplicated:
-        parts.append("more than one score for " + ", ".join(duplicated))
-    if unknown:
-        parts.append("scores for ids that do not exist: " + ", ".join(unknown))
-    return (
-        "scores must hold exactly one entry per candidate id ("
-        + ", ".join(expected)
-        + "): "
-        + "; ".join(parts)
-    )
-
-
-def _score_offsets(text: str) -> dict[str, int]:
-    """Where each entry's score value starts in an answer text (past an opening quote)."""
-    return {m.group("id"): m.end() for m in _ENTRY.finditer(text)}
 
 
 def _chars(messages: Sequence[Message]) -> int:

@@ -38,15 +38,13 @@ import asyncio
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Unpack
 
 from .._content import carries_image
 from .._deprecation import legacy_positionals
-from .._errors import ConfigurationError, JudgeError, VerdictError
+from .._errors import ConfigurationError, JudgeError
 from .._sinks import MetricsSinkLike
 from .._text import as_text
 from .._types import ChatResponse, Message, Usage
@@ -54,54 +52,26 @@ from ..clients._protocol import Client
 from ..parsing import json_value_offset
 from ..rewards import GroupBy, RewardFunc
 from ..templates import PromptTemplate
-from ._bradley_terry import fit_bradley_terry
 from ._criteria import Criterion, check_criteria
 from ._distribution import Labels, exact, in_band
 from ._exact import ExactReader
-from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
+from ._group import group_metrics
 from ._inputs import group_inputs
 from ._options import UNSET, JudgeOptions, Scoring, Unset, scoring_from_logprobs
-from ._schedules import SCHEDULES, Schedule, first_round, schedule_pairs, swiss_round
+from ._preference_group import GroupRewardMode, group_values, tournament
+from ._preference_verdict import (
+    _LABEL_PROB,
+    Label,
+    Preference,
+    _NoReference,
+    _Order,
+    _StrictVerdict,
+    _Verdict,
+)
+from ._schedules import SCHEDULES, Schedule
 from .base import BaseJudge
 
 __all__ = ["Preference", "PreferenceJudge"]
-
-Label = Literal["A", "B", "tie"]
-_FLIP: dict[str, Label] = {"A": "B", "B": "A", "tie": "tie"}
-_LABEL_PROB: dict[str, float] = {"A": 1.0, "B": 0.0, "tie": 0.5}
-GroupRewardMode = Literal["win_rate", "bradley_terry"]
-_ADAPTIVE_ROUNDS = 3
-
-
-class Preference(BaseModel):
-    """The outcome of comparing ``response_a`` with ``response_b``.
-
-    ``winner`` is "A", "B" or "tie"; ``prob_a`` is P(A beats B) in [0, 1] (a tie counts half);
-    ``consistent`` says whether both orders agreed (None without swapping); ``orders`` holds the
-    winner each order gave, mapped back to the original A/B; ``from_logprobs`` whether ``prob_a``
-    came from token probabilities.
-    """
-
-    winner: Label
-    prob_a: float
-    consistent: bool | None
-    rationale: str = ""
-    usage: Usage = Field(default_factory=Usage)
-    orders: tuple[Label, ...] = ()
-    from_logprobs: bool = False
-    raw: tuple[str, ...] = ()
-    guarded: str | None = None
-    """Set when the guard decided without a judge call (a non-answer on one side): its reason."""
-
-
-class _Verdict(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    rationale: str = ""
-    winner: Label
-
-
-class _StrictVerdict(_Verdict):
-    winner: Literal["A", "B"]
 
 
 class PreferenceJudge(BaseJudge[Preference]):
@@ -390,7 +360,9 @@ class PreferenceJudge(BaseJudge[Preference]):
             )
             return [value] * len(texts)
         results = await self._tournament(prompt, unique)
-        per_unique = self._group_values(prompt, texts, unique, results)
+        per_unique = group_values(
+            texts, unique, results, group_reward=self.group_reward, prior_sd=self.bt_prior_sd
+        )
         index = {text: k for k, text in enumerate(unique)}
         return [per_unique[index[t]] for t in texts]
 
@@ -398,7 +370,6 @@ class PreferenceJudge(BaseJudge[Preference]):
         self, prompt: Any, unique: Sequence[str]
     ) -> list[tuple[int, int, Preference | BaseException]]:
         """Run the schedule: every comparison made, as (i, j, outcome)."""
-        n = len(unique)
 
         async def play(pairs: Sequence[tuple[int, int]]) -> list[Any]:
             return list(
@@ -407,75 +378,14 @@ class PreferenceJudge(BaseJudge[Preference]):
                 )
             )
 
-        if self.schedule != "adaptive":
-            pairs = schedule_pairs(self.schedule, n, self.comparisons_per_completion)
-            return [(i, j, r) for (i, j), r in zip(pairs, await play(pairs), strict=True)]
-        rounds = self.comparisons_per_completion or _ADAPTIVE_ROUNDS
-        made: list[tuple[int, int, Preference | BaseException]] = []
-        done: set[tuple[int, int]] = set()
-        order = seeded_order(n, "adaptive", self.seed, *unique)
-        for round_no in range(rounds):
-            if round_no == 0:
-                pairs = first_round(order)
-            else:
-                fit = fit_bradley_terry(n, _outcomes(made), prior_sd=self.bt_prior_sd)
-                ranking = sorted(order, key=lambda k: -fit.strengths[k])
-                pairs = swiss_round(ranking, done)
-            if not pairs:
-                break
-            done.update(pairs)
-            made += [(i, j, r) for (i, j), r in zip(pairs, await play(pairs), strict=True)]
-        return made
-
-    def _group_values(
-        self,
-        prompt: Any,
-        texts: Sequence[str],
-        unique: Sequence[str],
-        results: Sequence[tuple[int, int, Preference | BaseException]],
-    ) -> list[float | BaseException]:
-        n = len(unique)
-        games = [0] * n
-        last_error: BaseException | None = None
-        for i, j, result in results:
-            if isinstance(result, BaseException):
-                last_error = result
-                continue
-            games[i] += 1
-            games[j] += 1
-        judged = [r for _, _, r in results if isinstance(r, Preference)]
-        usage = Usage()
-        for r in judged:
-            usage = usage + r.usage
-        swapped = [r for r in judged if r.consistent is not None]
-        info = GroupInfo(
-            size=len(texts),
-            distinct=n,
-            requests=usage.requests,
-            usage=usage,
-            comparisons=len(swapped),
-            inconsistent=sum(r.consistent is False for r in swapped),
+        return await tournament(
+            play,
+            self.schedule,
+            unique,
+            comparisons_per_completion=self.comparisons_per_completion,
+            seed=self.seed,
+            prior_sd=self.bt_prior_sd,
         )
-        if self.group_reward == "bradley_terry":
-            fit = fit_bradley_terry(n, _outcomes(results), prior_sd=self.bt_prior_sd)
-            values = fit.rewards()
-        else:
-            wins = [0.0] * n
-            for i, j, result in results:
-                if isinstance(result, Preference):
-                    wins[i] += result.prob_a
-                    wins[j] += 1.0 - result.prob_a
-            values = [wins[k] / games[k] if games[k] else 0.0 for k in range(n)]
-        rationale = (
-            f"{self.group_reward} over {len(judged)} comparisons of {n} distinct completions; "
-            f"{info.inconsistent} of {info.comparisons} swapped pairs disagreed"
-        )
-        return [
-            GroupReward(values[k], info, rationale)
-            if games[k]
-            else (last_error or VerdictError("no comparison"))
-            for k in range(n)
-        ]
 
     def as_reward_func(
         self,
@@ -507,36 +417,6 @@ class PreferenceJudge(BaseJudge[Preference]):
 
     def __repr__(self) -> str:
         return f"PreferenceJudge(client={self.client!r}, swap={self.swap})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Order:
-    """What one presentation order returned, in that order's A/B terms."""
-
-    label: Label
-    prob_a: float
-    from_logprobs: bool
-    rationale: str
-    text: str
-    usage: Usage
-
-    def flipped(self) -> _Order:
-        """The same verdict seen from the other order (B shown first)."""
-        return replace(self, label=_FLIP[self.label], prob_a=1.0 - self.prob_a)
-
-
-def _outcomes(
-    results: Sequence[tuple[int, int, Preference | BaseException]],
-) -> list[tuple[int, int, float]]:
-    return [(i, j, r.prob_a) for i, j, r in results if isinstance(r, Preference)]
-
-
-class _NoReference(VerdictError):
-    """A reference-mode comparison without a reference: the item abstains."""
-
-    @property
-    def kind(self) -> str:
-        return "no_reference"
 
 
 def _text_or_raise(item: str | BaseException) -> str:
