@@ -49,6 +49,7 @@ __all__ = [
     "RewardFunction",
     "as_text",
     "completion_text",
+    "group_rows",
     "judged_completion",
     "reference_text",
     "trl_group_reward_func",
