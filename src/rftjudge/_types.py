@@ -8,13 +8,13 @@ the public, serialisable :class:`~rftjudge.Judgment`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ChatRequest", "ChatResponse", "Message", "TokenLogprob", "Usage"]
+__all__ = ["ChatRequest", "ChatResponse", "LazyLogprobs", "Message", "TokenLogprob", "Usage"]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -77,6 +77,74 @@ class TokenLogprob:
     top: tuple[tuple[str, float], ...] = ()
 
 
+class LazyLogprobs(Sequence[TokenLogprob]):
+    """A provider's per-token logprobs, turned into :class:`TokenLogprob` only where read.
+
+    With top-20 alternatives per generated token, building every token's alternatives costs more
+    than the whole rest of a judgment, while a judge reads a handful of positions (where its scores
+    were written). This keeps the provider's parsed list and converts one item on access;
+    :meth:`texts` gives every token's text without the alternatives (what locating a position
+    needs). It compares equal to the tuple of the same tokens.
+    """
+
+    __slots__ = ("_convert", "_done", "_items", "_text_of", "_texts")
+
+    def __init__(
+        self,
+        items: Sequence[Any],
+        convert: Callable[[Any], TokenLogprob],
+        text_of: Callable[[Any], str],
+    ) -> None:
+        self._items = items
+        self._convert = convert
+        self._text_of = text_of
+        self._done: dict[int, TokenLogprob] = {}
+        self._texts: tuple[str, ...] | None = None
+
+    def texts(self) -> tuple[str, ...]:
+        """Every token's text, in order."""
+        if self._texts is None:
+            self._texts = tuple(map(self._text_of, self._items))
+        return self._texts
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> TokenLogprob: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[TokenLogprob, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> TokenLogprob | tuple[TokenLogprob, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self._items))))
+        if index < 0:
+            index += len(self._items)
+        done = self._done.get(index)
+        if done is None:
+            if not 0 <= index < len(self._items):
+                raise IndexError("token index out of range")
+            done = self._done[index] = self._convert(self._items[index])
+        return done
+
+    def __iter__(self) -> Iterator[TokenLogprob]:
+        return (self[i] for i in range(len(self._items)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyLogprobs({len(self._items)} tokens)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))  # sent to another process as the plain tuple
+
+
 @dataclass(frozen=True, slots=True)
 class ChatResponse:
     """A provider's answer, normalised.
@@ -88,7 +156,7 @@ class ChatResponse:
     text: str
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
-    logprobs: tuple[TokenLogprob, ...] | None = None
+    logprobs: Sequence[TokenLogprob] | None = None
     refusal: str | None = None
     request_id: str | None = None
     model: str | None = None

@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 import httpx
 
 from .._errors import ConfigurationError
-from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from .._types import ChatRequest, ChatResponse, LazyLogprobs, TokenLogprob, Usage
 from ..cache import Cache
 from ..pricing import Price
 from ._adapt import Adaptive
@@ -276,22 +276,35 @@ class OpenAIClient(Adaptive, HTTPClient):
         )
 
 
-def _parse_logprobs(data: Any) -> tuple[TokenLogprob, ...] | None:
+def _token_text(item: Any) -> str:
+    return str(item.get("token", ""))
+
+
+def _token_logprob(item: Any) -> TokenLogprob:
+    try:
+        return TokenLogprob(
+            token=str(item.get("token", "")),
+            logprob=float(item.get("logprob", float("-inf"))),
+            top=tuple(
+                (str(t.get("token", "")), float(t.get("logprob", float("-inf"))))
+                for t in item.get("top_logprobs") or ()
+            ),
+        )
+    except (AttributeError, TypeError, ValueError):
+        # Read after the response was accepted: a malformed entry reads as "no alternatives
+        # here" (the judge then falls back to the written value and counts it), not as a crash.
+        return TokenLogprob(token=_token_text(item), logprob=float("-inf"))
+
+
+def _parse_logprobs(data: Any) -> Sequence[TokenLogprob] | None:
     if not isinstance(data, dict):
         return None
     content = data.get("content")
     if isinstance(content, list):
-        return tuple(
-            TokenLogprob(
-                token=str(item.get("token", "")),
-                logprob=float(item.get("logprob", float("-inf"))),
-                top=tuple(
-                    (str(t.get("token", "")), float(t.get("logprob", float("-inf"))))
-                    for t in item.get("top_logprobs") or ()
-                ),
-            )
-            for item in content
-        )
+        if not all(type(item) is dict for item in content):
+            raise TypeError("a logprobs.content entry is not an object")
+        # Read where a judge looks (its score positions), not all of top-20 × every token.
+        return LazyLogprobs(content, _token_logprob, _token_text)
     # Legacy completions shape (llama-cpp-python may answer so): tokens / token_logprobs / top_logprobs
     tokens = data.get("tokens")
     if isinstance(tokens, list):

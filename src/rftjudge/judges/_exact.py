@@ -107,7 +107,7 @@ class ExactReader:
 
     async def _ask(
         self, messages: Sequence[Message], prefix: str, choices: Sequence[str], *, max_tokens: int
-    ) -> tuple[tuple[tuple[TokenLogprob, ...], int] | None, Usage]:
+    ) -> tuple[tuple[Sequence[TokenLogprob], int] | None, Usage]:
         self.reads += 1
         request = ChatRequest(
             messages=(*messages, Message("assistant", prefix)),
