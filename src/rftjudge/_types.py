@@ -54,7 +54,9 @@ class ChatRequest:
 
     ``output_schema`` is the JSON schema the answer must follow; each client requests it in the
     structured-output form its server understands (or not at all, in prompt-only mode).
-    ``extra_body`` is merged into the provider request last, for provider-specific fields.
+    ``extra_body`` is merged into the provider request last, for provider-specific fields (a
+    nested object such as Ollama's ``options`` is merged key by key). ``top_p`` and ``stop`` are
+    sent by the providers that take them (``None``: not sent).
     """
 
     messages: tuple[Message, ...]
@@ -66,6 +68,8 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,9 @@ class JudgeConfig(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | tuple[str, ...] | None = None
+    extra_body: dict[str, Any] | None = None  # provider request fields, e.g. {repeat_penalty: 1.1}
     name: str | None = None
     exact: bool | None = None  # exact score distributions (None: where the server allows them)
     guard: bool | None = None  # the non-answer guard (on unless false)

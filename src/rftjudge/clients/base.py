@@ -256,7 +256,7 @@ class HTTPClient(Rebuildable, ABC):
         """Send one request (cache, single-flight, rate limit, retries); raise a ProviderError."""
         url, headers, body = self.build_request(request)
         if request.extra_body:
-            body.update(request.extra_body)
+            merge_extra(body, request.extra_body)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         if (self.cache is None and not self.coalesce) or not (
             self.cache_sampled or request.temperature == 0
@@ -559,6 +559,21 @@ class HTTPClient(Rebuildable, ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+def merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Merge a judge's ``extra_body`` into a provider body: objects key by key, the rest replaced.
+
+    ``{"options": {"repeat_penalty": 1.1}}`` adds to an Ollama client's own ``options`` instead
+    of dropping them.
+    """
+    for key, value in extra.items():
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            body[key] = merged = dict(current)
+            merge_extra(merged, value)
+        else:
+            body[key] = value
 
 
 def _header_dict(response: httpx.Response) -> dict[str, str]:

@@ -218,6 +218,10 @@ class OpenAIClient(Adaptive, HTTPClient):
             body[self.max_tokens_field] = request.max_tokens
         if request.seed is not None and "seed" not in self.dropped:
             body["seed"] = request.seed
+        if request.top_p is not None and "top_p" not in self.dropped:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
         if request.logprobs:
             body["logprobs"] = True
             if request.top_logprobs:

@@ -116,6 +116,7 @@ class ExactReader:
             temperature=0.0,
             max_tokens=max_tokens,
             seed=self.judge.seed,
+            extra_body=self.judge.extra_body,  # server extras (a slot, a penalty) apply to reads
             logprobs=True,
             top_logprobs=max(self.top_logprobs, min(20, len(choices))),
         )

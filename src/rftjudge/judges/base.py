@@ -15,7 +15,7 @@ sync twins, the TRL adapter) what every judge with a model client needs:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -34,7 +34,7 @@ from ..guards import Guard, resolve_guard
 from ..parsing import parse_verdict
 from ..templates import truncate_middle
 from ._boundary import JudgeStats, RewardBase, validate_deadline, validate_on_error
-from ._options import OnError
+from ._options import OnError, check_sampling
 
 if TYPE_CHECKING:
     pass
@@ -89,6 +89,9 @@ class BaseJudge(RewardBase[R]):
         temperature: float | None = 0.0,
         max_tokens: int | None = 1024,
         seed: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         name: str | None = None,
         guard: Guard | bool | None = True,
         max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
@@ -114,6 +117,7 @@ class BaseJudge(RewardBase[R]):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.top_p, self.stop, self.extra_body = check_sampling(top_p, stop, extra_body)
         self.guard: Guard | None = resolve_guard(guard)
         self.max_input_chars = max_input_chars
 
@@ -181,6 +185,9 @@ class BaseJudge(RewardBase[R]):
             seed=self.seed,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            top_p=self.top_p,
+            stop=self.stop,
+            extra_body=self.extra_body,
         )
 
     async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
