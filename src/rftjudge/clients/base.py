@@ -73,7 +73,7 @@ from ._ratelimit import (
 from ._retry import RetryPolicy
 from ._routing import EndpointRouter, HTTPEndpoint, base_urls, http_endpoints
 from ._stats import ClientStats
-from ._transport import make_http_client
+from ._transport import make_http_client, release_pool
 
 __all__ = ["Capabilities", "Client", "HTTPClient"]
 
@@ -169,6 +169,9 @@ class HTTPClient(Rebuildable, ABC):
         self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = (
             weakref.WeakKeyDictionary()
         )
+        # A client dropped without aclose() still closes its pools (without aiohttp's warnings);
+        # the finalizer holds the pools, not the client. At exit the portal closes its own.
+        weakref.finalize(self, _release_dropped, self._http).atexit = False
 
     def _check_portable(self, kwargs: dict[str, Any]) -> None:
         for name in ("http_client", "transport"):
@@ -559,6 +562,23 @@ class HTTPClient(Rebuildable, ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+
+def _release_dropped(
+    pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient],
+) -> None:
+    """Close the pools of a client that was garbage-collected without ``aclose()``.
+
+    On a running loop (the sync API's portal, ``asyncio.run`` still going) the pool is closed there,
+    properly; a loop that is idle or closed cannot run anything, so its pool is released
+    synchronously (:func:`~rftjudge.clients._transport.release_pool`).
+    """
+    for loop, http in list(pools.items()):
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(http.aclose(), loop)
+        else:
+            release_pool(http)
+    pools.clear()
 
 
 def merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
