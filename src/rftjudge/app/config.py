@@ -137,6 +137,8 @@ class JudgeConfig(BaseModel):
     samples: int | None = Field(default=None, ge=1)
     top_logprobs: int | None = Field(default=None, ge=1, le=20)
     ignore_length: bool | None = None
+    rationale: Literal["before", "after", "none"] | None = None
+    rationale_max_chars: int | None = Field(default=None, ge=1)
     # preference judges
     swap: bool | None = None
     allow_ties: bool | None = None

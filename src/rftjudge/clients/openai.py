@@ -50,6 +50,7 @@ from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, cho
 from ._ratelimit import RateLimits
 from ._retry import RetryPolicy
 from ._routing import base_urls
+from ._schema import openai_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
 
@@ -181,6 +182,11 @@ class OpenAIClient(Adaptive, HTTPClient):
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
         known = rejected_fields(self.provider, model) if server in (None, "openai") else ()
         self._init_adaptive(known)
+        # OpenAI's own strict dialect (see _schema): converted once per schema a judge sends
+        self._openai_dialect = (
+            server == "openai" or self.provider == "azure" or any(_is_openai_host(u) for u in urls)
+        )
+        self._dialect_schemas: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         if server == "openai" or any(_is_openai_host(u) for u in urls):
             # {type: json_object, schema} is llama-cpp-python's extension: OpenAI would reject it too
             self._mode_ladder = tuple(m for m in _MODES if m != "json_object_schema")
@@ -239,6 +245,8 @@ class OpenAIClient(Adaptive, HTTPClient):
         schema = request.output_schema
         if schema is None or self.structured_output == "none":
             return None
+        if self._openai_dialect:
+            schema = self._in_dialect(schema)
         if self.structured_output == "json_schema":
             return {
                 "type": "json_schema",
@@ -251,6 +259,16 @@ class OpenAIClient(Adaptive, HTTPClient):
         if self.structured_output == "json_object_schema":
             return {"type": "json_object", "schema": schema}
         return {"type": "json_object"}
+
+    def _in_dialect(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """:func:`~rftjudge.clients._schema.openai_schema`, once per schema object (judges keep
+        theirs for their lifetime; the entry holds it, so its id is not reused meanwhile)."""
+        entry = self._dialect_schemas.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            if len(self._dialect_schemas) >= 64:
+                self._dialect_schemas.clear()
+            entry = self._dialect_schemas[id(schema)] = (schema, openai_schema(schema))
+        return entry[1]
 
     def parse_response(self, body: Any, headers: Mapping[str, str]) -> ChatResponse:
         choice = body["choices"][0]

@@ -39,6 +39,13 @@ from .base import BaseJudge
 
 logger = logging.getLogger("rftjudge")
 
+Rationale = Literal["before", "after", "none"]
+"""Where the verdict's rationale goes: ``before`` the scores (the judge reasons first), ``after``
+them (scores written first; the rationale explains them), or ``none`` (scores only: the fewest
+generated tokens, for scoring from logprobs)."""
+DEFAULT_RATIONALE_MAX_CHARS = 800
+"""The rationale's ``maxLength`` in the verdict schema (about 200 tokens)."""
+
 __all__ = ["Criterion", "Judgment", "RubricJudge", "Scale", "ScaleSpec"]
 
 
@@ -114,6 +121,10 @@ class RubricJudge(BaseJudge[Judgment]):
     short request per criterion, sharing the verdict's prefix; see :mod:`rftjudge.judges._exact`).
     A read that fails falls back to the in-band logprobs, then to the sampled value — counted in
     ``Judgment.exact_fallbacks`` and the ``exact_fallback_rate`` metric.
+
+    ``rationale`` says where the verdict's rationale goes (``"before"`` the scores, the default;
+    ``"after"``; ``"none"``) and ``rationale_max_chars`` bounds it in the schema (``None``: no
+    bound) so that a judge looping in its rationale still ends with a valid verdict.
     """
 
     @legacy_positionals("scale", "template", "on_error")
@@ -129,9 +140,25 @@ class RubricJudge(BaseJudge[Judgment]):
         top_logprobs: int = 20,
         ignore_length: bool = False,
         exact: bool | None = None,
+        rationale: Rationale = "before",
+        rationale_max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
         **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria)
+        if rationale not in ("before", "after", "none"):
+            raise ConfigurationError(
+                f'rationale must be "before", "after" or "none"; got {rationale!r}'
+            )
+        if rationale_max_chars is not None and (
+            isinstance(rationale_max_chars, bool)
+            or not isinstance(rationale_max_chars, int)
+            or rationale_max_chars < 1
+        ):
+            raise ConfigurationError(
+                f"rationale_max_chars must be a positive int or None; got {rationale_max_chars!r}"
+            )
+        self.rationale: Rationale = rationale
+        self.rationale_max_chars = rationale_max_chars
         self.scale = Scale.parse(scale)
         if scoring not in ("auto", "expected", "sampled"):
             raise ConfigurationError(
@@ -160,7 +187,9 @@ class RubricJudge(BaseJudge[Judgment]):
         self._weights = {c.name: c.weight for c in self.criteria}
         self._total_weight = sum(self._weights.values())
         self.verdict_model = _verdict_model(self.criteria, self.scale)
-        self.output_schema = _verdict_schema(self.criteria, self.scale)
+        self.output_schema = _verdict_schema(
+            self.criteria, self.scale, rationale, rationale_max_chars
+        )
         self._schema_text = json.dumps(self.output_schema, indent=None)
         self._criteria_vars = [c.model_dump() for c in self.criteria]
         self.template = PromptTemplate(template if template is not None else "rubric.j2")
@@ -177,6 +206,7 @@ class RubricJudge(BaseJudge[Judgment]):
             scale=self.scale,
             output_schema=self._schema_text,
             ignore_length=self.ignore_length,
+            rationale=self.rationale,
         )
 
     async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> Judgment:
@@ -333,23 +363,42 @@ def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseMode
     )
 
 
-def _verdict_schema(criteria: Sequence[Criterion], scale: Scale) -> dict[str, Any]:
-    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts."""
+def _verdict_schema(
+    criteria: Sequence[Criterion],
+    scale: Scale,
+    rationale: Rationale = "before",
+    max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
+) -> dict[str, Any]:
+    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts.
+
+    Constrained decoders write properties in schema order, so the order is where the rationale
+    goes. ``maxLength`` bounds it where the server enforces it (llama.cpp, vLLM, SGLang): a judge
+    looping inside its rationale is cut off with a valid verdict instead of running into
+    ``max_tokens`` (see :mod:`rftjudge.clients._schema` for providers that take no ``maxLength``).
+    The verdict model does not check the length: a longer rationale from a server that does not
+    enforce it is no reason to re-ask.
+    """
     score: dict[str, Any] = (
         {"type": "boolean"} if scale.binary else {"type": "integer", "enum": scale.values}
     )
     names = [c.name for c in criteria]
+    scores = {
+        "type": "object",
+        "properties": {n: dict(score) for n in names},
+        "required": names,
+        "additionalProperties": False,
+    }
+    text: dict[str, Any] = {"type": "string"}
+    if max_chars is not None:
+        text["maxLength"] = max_chars
+    properties: dict[str, Any] = {
+        "before": {"rationale": text, "scores": scores},
+        "after": {"scores": scores, "rationale": text},
+        "none": {"scores": scores},
+    }[rationale]
     return {
         "type": "object",
-        "properties": {
-            "rationale": {"type": "string"},
-            "scores": {
-                "type": "object",
-                "properties": {n: dict(score) for n in names},
-                "required": names,
-                "additionalProperties": False,
-            },
-        },
-        "required": ["rationale", "scores"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
