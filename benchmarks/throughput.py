@@ -563,6 +563,7 @@ async def setup_litellm(args: argparse.Namespace) -> Any:
 
 
 def run_contender(who: str, base: str, n: int, concurrency: int, **flags: Any) -> dict[str, Any]:
+    src = flags.pop("src", None) or str(ROOT / "src")  # another tree's rftjudge (a baseline)
     cmd = [
         sys.executable,
         __file__,
@@ -580,7 +581,7 @@ def run_contender(who: str, base: str, n: int, concurrency: int, **flags: Any) -
             cmd.append("--" + flag.replace("_", "-"))
         elif value:
             cmd += ["--" + flag.replace("_", "-"), str(value)]
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": src}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"{who} failed:\n{out.stderr[-3000:]}")
@@ -691,7 +692,9 @@ def drive(args: argparse.Namespace) -> None:
         if "main" in sections:
             results["main"] = section_main(base, n, c, rounds, ideal, emit)
         if "logprobs" in sections:
-            results["logprobs"] = section_logprobs(base, n, c, rounds, ideal, emit)
+            results["logprobs"] = section_logprobs(
+                base, n, c, rounds, ideal, emit, args.baseline_src
+            )
         if "faults" in sections:
             results["faults"] = section_faults(base, n, c, 1000 if args.quick else n, emit)
         if "scaling" in sections:
@@ -771,17 +774,27 @@ LOGPROB_CONTENDERS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 
 
-def section_logprobs(base: str, n: int, c: int, rounds: int, ideal: float, emit: Any) -> Any:
+def section_logprobs(
+    base: str, n: int, c: int, rounds: int, ideal: float, emit: Any, baseline_src: str = ""
+) -> Any:
     """The default path: logprob-bearing replies (top-20 per generated token, OpenAI/vLLM shape).
 
     Each row's wall time is compared with the floor of its own workload (bare aiohttp posting the
     same body and reading the same reply), and its CPU with the openai SDK's on the same replies.
     """
-    per: dict[str, list[dict[str, Any]]] = {key: [] for key in LOGPROB_CONTENDERS}
+    contenders = dict(LOGPROB_CONTENDERS)
+    if baseline_src:  # the same two rftjudge rows from another tree, e.g. before a change
+        contenders["base_default"] = ("rftjudge", {"src": baseline_src}, "  the same, --baseline-src")
+        contenders["base_nolp"] = (
+            "rftjudge",
+            {"src": baseline_src, "no_logprobs": True},
+            "  logprobs=False, --baseline-src",
+        )
+    per: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
     for _ in range(rounds):
-        for key, (who, flags, _) in LOGPROB_CONTENDERS.items():
+        for key, (who, flags, _) in contenders.items():
             control(base, mode="ok")
-            per[key].append(run_contender(who, base, n, c, **flags))
+            per[key].append(run_contender(who, base, n, c, **dict(flags)))
     out: dict[str, dict[str, Any]] = {}
     for key, runs in per.items():
         runs.sort(key=lambda r: r["wall_s"])
@@ -799,9 +812,9 @@ def section_logprobs(base: str, n: int, c: int, rounds: int, ideal: float, emit:
     )
     emit("|---|---|---|---|---|---|")
     sdk_cpu = out["sdk"]["cpu_s"] / n
-    for key, (_, _, label) in LOGPROB_CONTENDERS.items():
+    for key, (_, _, label) in contenders.items():
         r = out[key]
-        floor = out["nolp_floor" if key.startswith("nolp") else "floor"]
+        floor = out["nolp_floor" if "nolp" in key else "floor"]
         cpu = r["cpu_s"] / n
         emit(
             f"| {label} | {r['wall_s'] / ideal:.2f} | {r['wall_s'] / floor['wall_s']:.2f} "
@@ -947,6 +960,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="logprobs section: also run rftjudge from this src/ folder (e.g. a checkout of main)",
+    )
     parser.add_argument("--json", default="", help="also write every raw figure to this file")
     parser.add_argument(
         "--sections",

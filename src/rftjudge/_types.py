@@ -20,13 +20,19 @@ Role = Literal["system", "user", "assistant"]
 
 
 class Usage(BaseModel):
-    """Token usage of one judgment (summed over every request it took, re-asks and swaps included)."""
+    """Token usage of one judgment (summed over every request it took, re-asks and swaps included).
+
+    ``cached_input_tokens``: the part of ``input_tokens`` the server reused from its prefix cache
+    instead of evaluating (OpenAI's ``usage.prompt_tokens_details.cached_tokens``, llama.cpp's
+    ``timings.cache_n``; 0 where a provider does not say).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
+    cached_input_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -37,6 +43,7 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             requests=self.requests + other.requests,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 

@@ -290,12 +290,23 @@ class OpenAIClient(Adaptive, HTTPClient):
                 input_tokens=int(usage.get("prompt_tokens") or 0),
                 output_tokens=int(usage.get("completion_tokens") or 0),
                 requests=1,
+                cached_input_tokens=_cached_tokens(usage, body.get("timings")),
             ),
             logprobs=_parse_logprobs(choice.get("logprobs")),
             refusal=message.get("refusal") or None,
             request_id=headers.get(self.request_id_header),
             model=body.get("model"),
         )
+
+
+def _cached_tokens(usage: Any, timings: Any) -> int:
+    """Prompt tokens the server reused from its prefix cache: OpenAI's (and vLLM's, llama.cpp's)
+    ``usage.prompt_tokens_details.cached_tokens``, else llama.cpp's ``timings.cache_n``."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if not isinstance(cached, int) and isinstance(timings, dict):
+        cached = timings.get("cache_n")
+    return max(0, cached) if isinstance(cached, int) else 0
 
 
 def _token_text(item: Any) -> str:
