@@ -115,12 +115,19 @@ def spearman(xs: list[float], ys: list[float]) -> float:
     return cov / var if var else 0.0
 
 
-async def run(base_url: str, groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+async def run(
+    base_url: str, groups: list[dict[str, Any]], max_tokens: int
+) -> dict[str, dict[str, Any]]:
     from rftjudge import Criterion, OpenAIClient, RubricJudge
 
     criteria = [Criterion(name="correct", description="Does it answer the question correctly?")]
-    client = OpenAIClient("smollm2", base_url=base_url, server="llamacpp", max_concurrency=1)
-    judges = {name: RubricJudge(client, criteria, **opts) for name, opts in CONFIGS.items()}
+    client = OpenAIClient(
+        "smollm2", base_url=base_url, server="llamacpp", max_concurrency=1, timeout=300
+    )
+    judges = {
+        name: RubricJudge(client, criteria, max_tokens=max_tokens, **opts)
+        for name, opts in CONFIGS.items()
+    }
     out: dict[str, dict[str, Any]] = {
         name: {"wall": 0.0, "in": [], "out": [], "rho": [], "tied": 0, "failed": 0}
         for name in CONFIGS
@@ -135,7 +142,7 @@ async def run(base_url: str, groups: list[dict[str, Any]]) -> dict[str, dict[str
             out[name]["wall"] += time.perf_counter() - t0
             rewards: list[float] = []
             for r in results:
-                if isinstance(r, BaseException) or r is None:
+                if isinstance(r, BaseException) or r is None or r.guarded is not None:
                     out[name]["failed"] += 1
                     continue
                 rewards.append(r.score)
@@ -154,6 +161,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=512, help="every configuration's")
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     groups = []
@@ -163,13 +171,16 @@ def main() -> None:
     print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     proc, base_url = start_server()
     try:
-        out = asyncio.run(run(base_url, groups))
+        out = asyncio.run(run(base_url, groups, args.max_tokens))
     finally:
         proc.kill()
         proc.wait(10)
     n = sum(len(g["completions"]) for g in groups)
     first = next(iter(out.values()))
-    print(f"\n{len(groups)} groups of 8 ({n} judgments per configuration), SmolLM2-135M, one slot")
+    print(
+        f"\n{len(groups)} groups of 8 ({n} judgments per configuration), SmolLM2-135M, one slot, "
+        f"max_tokens {args.max_tokens}"
+    )
     print(
         "| rationale | prompt tokens / judgment | generated tokens / judgment (median, max) "
         "| wall / first row's | Spearman vs quality | tied groups | failed |"

@@ -63,7 +63,9 @@ class ChatRequest:
     structured-output form its server understands (or not at all, in prompt-only mode).
     ``extra_body`` is merged into the provider request last, for provider-specific fields (a
     nested object such as Ollama's ``options`` is merged key by key). ``top_p`` and ``stop`` are
-    sent by the providers that take them (``None``: not sent).
+    sent by the providers that take them (``None``: not sent). ``follow_up`` marks a request that
+    extends one just answered (an exact read, a re-ask): it waits ahead of queued first requests
+    for a concurrency slot, so that the server's prefix cache still holds the shared part.
     """
 
     messages: tuple[Message, ...]
@@ -77,6 +79,7 @@ class ChatRequest:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     top_p: float | None = None
     stop: tuple[str, ...] | None = None
+    follow_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ from .._errors import (
     ServerError,
     TransportError,
 )
-from .._limits import ConcurrencyLimiter
+from .._limits import ConcurrencyLimiter, ahead_of_queue
 from .._rebuild import Rebuildable
 from .._sync import close_with_loop
 from .._types import ChatRequest, ChatResponse, Usage
@@ -418,7 +418,8 @@ class HTTPClient(Rebuildable, ABC):
 
         self.stats.requests += 1
         try:
-            result = await self.retry_policy.call(attempt)
+            with ahead_of_queue(request.follow_up):
+                result = await self.retry_policy.call(attempt)
         except ProviderError as exc:
             self.stats.count_failure(exc.kind)
             raise

@@ -117,6 +117,7 @@ class ExactReader:
             max_tokens=max_tokens,
             seed=self.judge.seed,
             extra_body=self.judge.extra_body,  # server extras (a slot, a penalty) apply to reads
+            follow_up=True,  # continues the verdict just written: before the server forgets it
             logprobs=True,
             top_logprobs=max(self.top_logprobs, min(20, len(choices))),
         )

@@ -237,6 +237,5 @@ class BaseJudge(RewardBase[R]):
 def _with_messages(request: ChatRequest, messages: tuple[Message, ...]) -> ChatRequest:
     from dataclasses import replace
 
-    return replace(request, messages=messages)
-
+    return replace(request, messages=messages, follow_up=True)  # a re-ask extends the verdict
 
