@@ -36,10 +36,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "groups.jsonl"
 CONFIGS: dict[str, dict[str, Any]] = {
-    "before, unbounded (previous default)": {"rationale": "before", "rationale_max_chars": None},
+    "none": {"rationale": "none"},
     "before, maxLength 800 (default)": {"rationale": "before"},
     "after": {"rationale": "after"},
-    "none": {"rationale": "none"},
+    "before, unbounded (previous default)": {"rationale": "before", "rationale_max_chars": None},
 }
 
 
@@ -151,6 +151,13 @@ async def run(
             if len(rewards) == len(quality):
                 out[name]["rho"].append(spearman(rewards, quality))
                 out[name]["tied"] += len(set(rewards)) == 1
+            r = out[name]  # progress, so that a run cut short still says something
+            print(
+                f"  {name}: {len(r['out'])} judged, {r['wall']:.0f} s, generated tokens "
+                f"{statistics.fmean(r['out']) if r['out'] else 0:.1f} per judgment, "
+                f"prompt {statistics.fmean(r['in']) if r['in'] else 0:.0f}, failed {r['failed']}",
+                flush=True,
+            )
     await client.aclose()
     return out
 
@@ -183,7 +190,7 @@ def main() -> None:
     )
     print(
         "| rationale | prompt tokens / judgment | generated tokens / judgment (median, max) "
-        "| wall / first row's | Spearman vs quality | tied groups | failed |"
+        "| wall / first row's (none) | Spearman vs quality | tied groups | failed |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, r in out.items():
