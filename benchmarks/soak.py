@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--faults", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--fresh-every", type=int, default=4, help="a fresh loop every Nth batch")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -78,7 +79,8 @@ def main() -> None:
         loop = asyncio.new_event_loop()
         while time.monotonic() < deadline:
             salt = f"b{batch}"
-            if batch % 4 == 3:  # a fresh loop, closed after the batch
+            if args.fresh_every and batch % args.fresh_every == args.fresh_every - 1:
+                # a fresh loop, closed after the batch
                 rewards = asyncio.run(one(salt))
             else:
                 rewards = loop.run_until_complete(one(salt))

@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -57,6 +58,72 @@ VERDICT = {
     "scores": {"correctness": 4, "helpfulness": 5, "tone": 3},
 }
 EXPECTED_REWARD = (2.0 * 0.75 + 1.0 * 1.0 + 1.0 * 0.5) / 4.0
+# The judge's probabilities at each score position: the written value and two neighbours.
+LP_SCORE_DIST = {4: {4: 0.6, 3: 0.25, 5: 0.1}, 5: {5: 0.7, 4: 0.2, 3: 0.05}, 3: {3: 0.5, 2: 0.3, 4: 0.15}}
+
+
+def _expected_lp_reward() -> float:
+    total = 0.0
+    for name, _, weight in CRITERIA:
+        dist = LP_SCORE_DIST[VERDICT["scores"][name]]  # type: ignore[index]
+        mean = sum(v * p for v, p in dist.items()) / sum(dist.values())
+        total += weight * (mean - 1) / 4
+    return total / sum(w for _, _, w in CRITERIA)
+
+
+EXPECTED_LP_REWARD = _expected_lp_reward()
+
+
+def logprob_reply(top: int, verdict: dict[str, Any] = VERDICT) -> bytes:
+    """A chat completion shaped like OpenAI's / vLLM's with ``logprobs: true, top_logprobs: top``.
+
+    The verdict JSON is cut into word-sized tokens; each carries ``top`` alternatives (with
+    ``bytes``, as OpenAI sends them). At a score position the alternatives are the neighbouring
+    digits (:data:`LP_SCORE_DIST`) followed by junk, as servers report pre-grammar logprobs.
+    """
+    import math
+
+    text = json.dumps(verdict)
+    tokens = re.findall(r"\s?\w+|\s?[^\w\s]+|\s+", text)
+    assert "".join(tokens) == text
+    junk = [f"tok{i}" for i in range(top)]
+    content = []
+    for i, token in enumerate(tokens):
+        alts: list[tuple[str, float]]
+        value = token.strip()
+        if value.isdigit() and tokens[i - 1].endswith(":"):
+            dist = LP_SCORE_DIST[int(value)]
+            alts = [(f" {v}", math.log(p)) for v, p in dist.items()]
+        else:
+            alts = [(token, -0.01)]
+        alts += [(j, -8.0 - k * 0.1) for k, j in enumerate(junk)]
+        alts = alts[:top]
+        content.append(
+            {
+                "token": token,
+                "logprob": dict(alts).get(token, -0.01),
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alts
+                ],
+            }
+        )
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": {"content": content, "refusal": None},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 420, "completion_tokens": len(tokens), "total_tokens": 460},
+        }
+    ).encode()
 
 
 # -- the loopback judge server (its own process) ---------------------------------------------
@@ -93,6 +160,7 @@ def serve(args: argparse.Namespace) -> None:
     ).encode()
     state = {"mode": "ok", "reject": 0.0, "capacity": 0, "latency": args.latency}
     counts = {"requests": 0, "rejected": 0, "in_flight": 0, "max_in_flight": 0}
+    with_logprobs: dict[int, bytes] = {}  # top_logprobs -> reply, built on first use
 
     async def chat(request: web.Request) -> web.Response:
         body = json.loads(await request.read())  # a real server parses the request too
@@ -114,6 +182,11 @@ def serve(args: argparse.Namespace) -> None:
             await asyncio.sleep(state["latency"])
         finally:
             counts["in_flight"] -= 1
+        if body.get("logprobs"):
+            top = int(body.get("top_logprobs") or 0)
+            if top not in with_logprobs:
+                with_logprobs[top] = logprob_reply(top)
+            return web.Response(body=with_logprobs[top], content_type="application/json")
         return web.Response(body=reply, content_type="application/json")
 
     async def control(request: web.Request) -> web.Response:
@@ -211,6 +284,11 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
+def wants_logprobs(args: argparse.Namespace) -> bool:
+    """rftjudge asks for logprobs by default (scoring="auto"); the by-hand clients when told to."""
+    return not args.no_logprobs if args.who == "rftjudge" else bool(args.logprobs)
+
+
 def contender(args: argparse.Namespace) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     run = {
@@ -240,7 +318,8 @@ def contender(args: argparse.Namespace) -> None:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile_to)
-        ok = sum(1 for r in rewards if r is not None and abs(r - EXPECTED_REWARD) < 1e-9)
+        expected = EXPECTED_LP_REWARD if wants_logprobs(args) else EXPECTED_REWARD
+        ok = sum(1 for r in rewards if r is not None and abs(r - expected) < 1e-9)
         extra = await close()
         return {
             "who": args.who,
@@ -276,6 +355,7 @@ async def setup_rftjudge(args: argparse.Namespace) -> Any:
         limits=RateLimits(adaptive=not args.no_adaptive),
         retry_policy=RetryPolicy(max_retries=12, backoff_max=2.0),
         http_client=http_client,
+        logprobs=False if args.no_logprobs else None,
     )
     judge = RubricJudge(
         client,
@@ -325,6 +405,24 @@ def _score(verdict: Any) -> float:
     return sum(weights[k] * (v - 1) / 4 for k, v in values.items()) / sum(weights.values())
 
 
+def _expected_score(tokens: Any) -> float:
+    """By hand: the probability-weighted score at each digit written right after a JSON key."""
+    weights = {n: w for n, _, w in CRITERIA}
+    text, total = "", 0.0
+    for token in tokens:
+        key = re.search(r'"(\w+)":\s*$', text) if token.token.strip().isdigit() else None
+        if key is not None and key.group(1) in weights:
+            probs = {
+                int(t.token.strip()): math.exp(t.logprob)
+                for t in token.top_logprobs
+                if t.token.strip() in ("1", "2", "3", "4", "5")
+            }
+            mean = sum(v * p for v, p in probs.items()) / sum(probs.values())
+            total += weights[key.group(1)] * (mean - 1) / 4
+        text += token.token
+    return total / sum(weights.values())
+
+
 async def setup_openai(args: argparse.Namespace) -> Any:
     from openai import AsyncOpenAI
 
@@ -335,6 +433,8 @@ async def setup_openai(args: argparse.Namespace) -> Any:
         "type": "json_schema",
         "json_schema": {"name": "verdict", "strict": True, "schema": schema},
     }
+
+    extra: dict[str, Any] = {"logprobs": True, "top_logprobs": 20} if args.logprobs else {}
 
     async def one(prompt: str, response: str) -> float | None:
         messages: Any = [
@@ -352,8 +452,13 @@ async def setup_openai(args: argparse.Namespace) -> Any:
                     temperature=0.0,
                     max_tokens=1024,
                     response_format=response_format,
+                    **extra,
                 )
-            return _score(verdict_model.model_validate_json(out.choices[0].message.content or ""))
+            choice = out.choices[0]
+            verdict = verdict_model.model_validate_json(choice.message.content or "")
+            if args.logprobs:
+                return _expected_score(choice.logprobs.content)  # type: ignore[union-attr]
+            return _score(verdict)
         except Exception:
             return None
 
@@ -378,6 +483,8 @@ async def setup_raw_aiohttp(args: argparse.Namespace) -> Any:
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency))
     semaphore = asyncio.Semaphore(args.concurrency)
     url = args.base_url + "/chat/completions"
+    extra: dict[str, Any] = {"logprobs": True, "top_logprobs": 20} if args.logprobs else {}
+    expected = EXPECTED_LP_REWARD if args.logprobs else EXPECTED_REWARD
     response_format = {
         "type": "json_schema",
         "json_schema": {"name": "verdict", "strict": True, "schema": schema},
@@ -391,10 +498,11 @@ async def setup_raw_aiohttp(args: argparse.Namespace) -> Any:
                 {"role": "user", "content": user.replace("@@PROMPT@@", prompt)},
             ],
             "response_format": response_format,
+            **extra,
         }
         async with semaphore, session.post(url, json=body) as reply:
             await reply.json()
-        return EXPECTED_REWARD
+        return expected
 
     async def batch(prompts: list[str], responses: list[str]) -> list[float | None]:
         return await asyncio.gather(*(one(p, r) for p, r in zip(prompts, responses, strict=True)))
@@ -455,6 +563,7 @@ async def setup_litellm(args: argparse.Namespace) -> Any:
 
 
 def run_contender(who: str, base: str, n: int, concurrency: int, **flags: Any) -> dict[str, Any]:
+    src = flags.pop("src", None) or str(ROOT / "src")  # another tree's rftjudge (a baseline)
     cmd = [
         sys.executable,
         __file__,
@@ -472,7 +581,7 @@ def run_contender(who: str, base: str, n: int, concurrency: int, **flags: Any) -
             cmd.append("--" + flag.replace("_", "-"))
         elif value:
             cmd += ["--" + flag.replace("_", "-"), str(value)]
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": src}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"{who} failed:\n{out.stderr[-3000:]}")
@@ -582,12 +691,17 @@ def drive(args: argparse.Namespace) -> None:
     try:
         if "main" in sections:
             results["main"] = section_main(base, n, c, rounds, ideal, emit)
+        if "logprobs" in sections:
+            results["logprobs"] = section_logprobs(
+                base, n, c, rounds, ideal, emit, args.baseline_src
+            )
         if "faults" in sections:
             results["faults"] = section_faults(base, n, c, 1000 if args.quick else n, emit)
         if "scaling" in sections:
             results["scaling"] = section_scaling(base, c, latency, rounds, emit)
         if args.profile:
             section_profile(base, n, c, emit)
+            section_profile(base, n, c, emit, no_logprobs=True)
     finally:
         server.terminate()
         server.wait(10)
@@ -616,7 +730,8 @@ def section_main(base: str, n: int, c: int, rounds: int, ideal: float, emit: Any
     for _ in range(rounds):
         for who in per:
             control(base, mode="ok")
-            per[who].append(run_contender(who, base, n, c))
+            # the bare-verdict workload: rftjudge without logprobs, like the by-hand clients
+            per[who].append(run_contender(who, base, n, c, no_logprobs=who == "rftjudge"))
     main: dict[str, dict[str, Any]] = {}
     for who, runs in per.items():
         runs.sort(key=lambda r: r["wall_s"])
@@ -648,6 +763,66 @@ def section_main(base: str, n: int, c: int, rounds: int, ideal: float, emit: Any
         )
     emit()
     return main
+
+
+LOGPROB_CONTENDERS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "default": ("rftjudge", {}, "rftjudge default (scoring=auto: expected scores from logprobs)"),
+    "sdk": ("openai", {"logprobs": True}, "openai SDK by hand, same requests (top-20 logprobs)"),
+    "floor": ("aiohttp", {"logprobs": True}, "bare aiohttp, top-20 logprobs, no judge (floor)"),
+    "nolp": ("rftjudge", {"no_logprobs": True}, "rftjudge logprobs=False (bare verdict)"),
+    "nolp_floor": ("aiohttp", {}, "bare aiohttp, bare verdict, no judge (floor)"),
+}
+
+
+def section_logprobs(
+    base: str, n: int, c: int, rounds: int, ideal: float, emit: Any, baseline_src: str = ""
+) -> Any:
+    """The default path: logprob-bearing replies (top-20 per generated token, OpenAI/vLLM shape).
+
+    Each row's wall time is compared with the floor of its own workload (bare aiohttp posting the
+    same body and reading the same reply), and its CPU with the openai SDK's on the same replies.
+    """
+    contenders = dict(LOGPROB_CONTENDERS)
+    if baseline_src:  # the same two rftjudge rows from another tree, e.g. before a change
+        contenders["base_default"] = ("rftjudge", {"src": baseline_src}, "  the same, --baseline-src")
+        contenders["base_nolp"] = (
+            "rftjudge",
+            {"src": baseline_src, "no_logprobs": True},
+            "  logprobs=False, --baseline-src",
+        )
+    per: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+    for _ in range(rounds):
+        for key, (who, flags, _) in contenders.items():
+            control(base, mode="ok")
+            per[key].append(run_contender(who, base, n, c, **dict(flags)))
+    out: dict[str, dict[str, Any]] = {}
+    for key, runs in per.items():
+        runs.sort(key=lambda r: r["wall_s"])
+        out[key] = dict(runs[len(runs) // 2])
+        out[key]["cpu_s"] = statistics.median(r["cpu_s"] for r in runs)
+        assert out[key]["ok"] == n, (key, out[key])
+    size = len(logprob_reply(20))
+    emit(
+        f"## Default path: logprob-bearing replies ({size / 1024:.1f} KB, top-20 per token), "
+        f"N={n}, concurrency {c} (ideal {ideal:.2f} s; median of {rounds})"
+    )
+    emit(
+        "| contender | wall / ideal | wall / its floor | client CPU per judgment "
+        "| CPU vs openai SDK | CPU above its floor |"
+    )
+    emit("|---|---|---|---|---|---|")
+    sdk_cpu = out["sdk"]["cpu_s"] / n
+    for key, (_, _, label) in contenders.items():
+        r = out[key]
+        floor = out["nolp_floor" if "nolp" in key else "floor"]
+        cpu = r["cpu_s"] / n
+        emit(
+            f"| {label} | {r['wall_s'] / ideal:.2f} | {r['wall_s'] / floor['wall_s']:.2f} "
+            f"| {cpu * 1000:.3f} ms | {cpu / sdk_cpu:.2f} "
+            f"| {(cpu - floor['cpu_s'] / n) * 1000:.3f} ms |"
+        )
+    emit()
+    return out
 
 
 def section_faults(base: str, n: int, c: int, storm_n: int, emit: Any) -> Any:
@@ -717,14 +892,15 @@ def section_scaling(base: str, c: int, latency: float, rounds: int, emit: Any) -
     return out
 
 
-def section_profile(base: str, n: int, c: int, emit: Any) -> None:
+def section_profile(base: str, n: int, c: int, emit: Any, no_logprobs: bool = False) -> None:
     import io
     import pstats
 
     prof = str(HERE / "profile_rftjudge.prof")
     control(base, mode="ok")
-    run_contender("rftjudge", base, n, c, profile_to=prof)
-    emit("## cProfile of one rftjudge run (top 25 by own time)")
+    run_contender("rftjudge", base, n, c, profile_to=prof, no_logprobs=no_logprobs)
+    what = "logprobs=False" if no_logprobs else "default, logprob-bearing replies"
+    emit(f"## cProfile of one rftjudge run ({what}; top 25 by own time)")
     emit("```")
     stream = io.StringIO()
     pstats.Stats(prof, stream=stream).sort_stats("tottime").print_stats(25)
@@ -778,15 +954,22 @@ def main() -> None:
     p_run.add_argument("--concurrency", type=int, default=64)
     p_run.add_argument("--no-adaptive", action="store_true")
     p_run.add_argument("--http2", action="store_true")
+    p_run.add_argument("--no-logprobs", action="store_true", help="rftjudge: logprobs=False")
+    p_run.add_argument("--logprobs", action="store_true", help="by hand: ask for top-20 logprobs")
     p_run.add_argument("--profile-to", default="")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-src",
+        default="",
+        help="logprobs section: also run rftjudge from this src/ folder (e.g. a checkout of main)",
+    )
     parser.add_argument("--json", default="", help="also write every raw figure to this file")
     parser.add_argument(
         "--sections",
-        default="main,faults,scaling,http2,import",
-        help="comma-separated subset of: main, faults, scaling, http2, import",
+        default="main,logprobs,faults,scaling,http2,import",
+        help="comma-separated subset of: main, logprobs, faults, scaling, http2, import",
     )
     args = parser.parse_args()
     if args.cmd == "_serve":

@@ -7,6 +7,12 @@ request in flight from every loop. Waiters are woken first-in first-out on their
 
 The limit can be changed at run time (:meth:`ConcurrencyLimiter.set_limit`), which is what adaptive
 (AIMD) concurrency control builds on.
+
+**Follow-ups go first.** A request that extends the conversation of one just answered (a judge's
+exact read of its own verdict, a re-ask) is cheap for the server only while that conversation is
+still in its prefix cache; behind a queue of first requests it is evicted by the time it goes out.
+Inside :func:`ahead_of_queue` a waiter joins a second queue that is served before the first-in
+first-out one.
 """
 
 from __future__ import annotations
@@ -14,10 +20,24 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 
-__all__ = ["ConcurrencyLimiter"]
+__all__ = ["ConcurrencyLimiter", "ahead_of_queue"]
+
+# Task-local: set by the send shell around one request's attempts, read by acquire in that task.
+_AHEAD: ContextVar[bool] = ContextVar("rftjudge_ahead_of_queue", default=False)
+
+
+@contextmanager
+def ahead_of_queue(on: bool = True) -> Iterator[None]:
+    """Slots acquired in this context (this task) are granted before queued ordinary waiters."""
+    token = _AHEAD.set(on)
+    try:
+        yield
+    finally:
+        _AHEAD.reset(token)
 
 
 class ConcurrencyLimiter:
@@ -30,6 +50,7 @@ class ConcurrencyLimiter:
         self._in_use = 0
         self._lock = threading.Lock()
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._urgent: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
 
     @property
     def limit(self) -> int:
@@ -49,18 +70,19 @@ class ConcurrencyLimiter:
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._in_use < self._limit and not self._waiters:
+            if self._in_use < self._limit and not self._waiters and not self._urgent:
                 self._in_use += 1
                 return
             fut: asyncio.Future[None] = loop.create_future()
             entry = (loop, fut)
-            self._waiters.append(entry)
+            queue = self._urgent if _AHEAD.get() else self._waiters
+            queue.append(entry)
         try:
             await fut
         except asyncio.CancelledError:
             with self._lock:
-                if entry in self._waiters:
-                    self._waiters.remove(entry)
+                if entry in queue:
+                    queue.remove(entry)
                     raise
             if fut.done() and not fut.cancelled():
                 self.release()  # the slot was granted just before the cancellation landed
@@ -81,8 +103,8 @@ class ConcurrencyLimiter:
             self.release()
 
     def _wake_locked(self) -> None:
-        while self._waiters and self._in_use < self._limit:
-            loop, fut = self._waiters.popleft()
+        while (self._urgent or self._waiters) and self._in_use < self._limit:
+            loop, fut = (self._urgent or self._waiters).popleft()
             self._in_use += 1  # reserved for this waiter until _grant runs on its loop
             try:
                 loop.call_soon_threadsafe(self._grant, fut)

@@ -55,6 +55,7 @@ _CLIENT_METRICS = frozenset(
         "cache_hits",
         "coalesced",
         "input_tokens",
+        "cached_input_tokens",
         "output_tokens",
         "cost_usd",
         "latency_p95_s",

@@ -17,7 +17,7 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 __all__ = ["close_with_loop", "run_sync"]
@@ -129,7 +129,11 @@ _PORTAL = _Portal()
 atexit.register(_PORTAL.close)
 
 
-def close_with_loop(loop: asyncio.AbstractEventLoop, resource: _Closable) -> object:
+def close_with_loop(
+    loop: asyncio.AbstractEventLoop,
+    resource: _Closable,
+    on_closed: Callable[[], None] | None = None,
+) -> object:
     """Close ``resource`` (a connection pool on ``loop``) when ``loop`` shuts down.
 
     Called from a coroutine running on ``loop``. An async generator started here is registered
@@ -138,22 +142,27 @@ def close_with_loop(loop: asyncio.AbstractEventLoop, resource: _Closable) -> obj
     has its pool closed cleanly instead of aiohttp's "Unclosed client session" errors at exit.
     The loop holds the generator weakly: keep the returned object as long as ``resource`` lives.
     The portal's loop never shuts down that way: it closes what it adopted when the portal closes,
-    at exit.
+    at exit. ``on_closed`` runs once the resource is closed: the owner drops what it kept for
+    ``loop`` there, so that a finished loop and its closed pool can be freed.
     """
     _PORTAL.adopt(loop, resource)  # only if it is the portal's loop
-    closer = _close_at_shutdown(resource)
+    closer = _close_at_shutdown(resource, on_closed)
     # Asking for the first item is what registers the generator with the running loop (its
     # asyncgen hooks are per thread: this must run on the loop's thread, as it does here).
     started = asyncio.ensure_future(closer.__anext__(), loop=loop)
     return closer, started
 
 
-async def _close_at_shutdown(resource: _Closable) -> AsyncIterator[None]:
+async def _close_at_shutdown(
+    resource: _Closable, on_closed: Callable[[], None] | None
+) -> AsyncIterator[None]:
     try:
         yield
     finally:
         with contextlib.suppress(Exception):
             await resource.aclose()
+        if on_closed is not None:
+            on_closed()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -8,9 +8,9 @@ the public, serialisable :class:`~rftjudge.Judgment`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +21,7 @@ __all__ = [
     "ChatResponse",
     "Content",
     "ImagePart",
+    "LazyLogprobs",
     "Message",
     "TextPart",
     "TokenLogprob",
@@ -31,13 +32,19 @@ Role = Literal["system", "user", "assistant"]
 
 
 class Usage(BaseModel):
-    """Token usage of one judgment (summed over every request it took, re-asks and swaps included)."""
+    """Token usage of one judgment (summed over every request it took, re-asks and swaps included).
+
+    ``cached_input_tokens``: the part of ``input_tokens`` the server reused from its prefix cache
+    instead of evaluating (OpenAI's ``usage.prompt_tokens_details.cached_tokens``, llama.cpp's
+    ``timings.cache_n``; 0 where a provider does not say).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
+    cached_input_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -48,6 +55,7 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             requests=self.requests + other.requests,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 
@@ -66,7 +74,11 @@ class ChatRequest:
 
     ``output_schema`` is the JSON schema the answer must follow; each client requests it in the
     structured-output form its server understands (or not at all, in prompt-only mode).
-    ``extra_body`` is merged into the provider request last, for provider-specific fields.
+    ``extra_body`` is merged into the provider request last, for provider-specific fields (a
+    nested object such as Ollama's ``options`` is merged key by key). ``top_p`` and ``stop`` are
+    sent by the providers that take them (``None``: not sent). ``follow_up`` marks a request that
+    extends one just answered (an exact read, a re-ask): it waits ahead of queued first requests
+    for a concurrency slot, so that the server's prefix cache still holds the shared part.
     """
 
     messages: tuple[Message, ...]
@@ -78,6 +90,9 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    follow_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,74 @@ class TokenLogprob:
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+
+
+class LazyLogprobs(Sequence[TokenLogprob]):
+    """A provider's per-token logprobs, turned into :class:`TokenLogprob` only where read.
+
+    With top-20 alternatives per generated token, building every token's alternatives costs more
+    than the whole rest of a judgment, while a judge reads a handful of positions (where its scores
+    were written). This keeps the provider's parsed list and converts one item on access;
+    :meth:`texts` gives every token's text without the alternatives (what locating a position
+    needs). It compares equal to the tuple of the same tokens.
+    """
+
+    __slots__ = ("_convert", "_done", "_items", "_text_of", "_texts")
+
+    def __init__(
+        self,
+        items: Sequence[Any],
+        convert: Callable[[Any], TokenLogprob],
+        text_of: Callable[[Any], str],
+    ) -> None:
+        self._items = items
+        self._convert = convert
+        self._text_of = text_of
+        self._done: dict[int, TokenLogprob] = {}
+        self._texts: tuple[str, ...] | None = None
+
+    def texts(self) -> tuple[str, ...]:
+        """Every token's text, in order."""
+        if self._texts is None:
+            self._texts = tuple(map(self._text_of, self._items))
+        return self._texts
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> TokenLogprob: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[TokenLogprob, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> TokenLogprob | tuple[TokenLogprob, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self._items))))
+        if index < 0:
+            index += len(self._items)
+        done = self._done.get(index)
+        if done is None:
+            if not 0 <= index < len(self._items):
+                raise IndexError("token index out of range")
+            done = self._done[index] = self._convert(self._items[index])
+        return done
+
+    def __iter__(self) -> Iterator[TokenLogprob]:
+        return (self[i] for i in range(len(self._items)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyLogprobs({len(self._items)} tokens)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))  # sent to another process as the plain tuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +183,7 @@ class ChatResponse:
     text: str
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
-    logprobs: tuple[TokenLogprob, ...] | None = None
+    logprobs: Sequence[TokenLogprob] | None = None
     refusal: str | None = None
     request_id: str | None = None
     model: str | None = None

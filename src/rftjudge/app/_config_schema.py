@@ -81,6 +81,9 @@ class JudgeConfig(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | tuple[str, ...] | None = None
+    extra_body: dict[str, Any] | None = None  # provider request fields, e.g. {repeat_penalty: 1.1}
     name: str | None = None
     exact: bool | None = None  # exact score distributions (None: where the server allows them)
     guard: bool | None = None  # the non-answer guard (on unless false)
@@ -94,6 +97,8 @@ class JudgeConfig(BaseModel):
     samples: int | None = Field(default=None, ge=1)
     top_logprobs: int | None = Field(default=None, ge=1, le=20)
     ignore_length: bool | None = None
+    rationale: Literal["before", "after", "none"] | None = None
+    rationale_max_chars: int | None = Field(default=None, ge=1)
     rubric_column: str | None = None  # per-row rubrics (docs/rubrics.md)
     max_criteria: int | None = Field(default=None, ge=1)
     max_rubric_items: int | None = Field(default=None, ge=1)

@@ -13,7 +13,10 @@ constraint the provider could not enforce (a listwise schema's ``minItems``/``ma
   them); ``oneOf`` becomes ``anyOf``. :func:`anthropic_schema` reproduces it without the SDK, and
   ``tests/clients/test_conformance.py`` compares the two.
 - **Gemini** (``responseJsonSchema``): the keywords Google documents for it; others are dropped.
-- **OpenAI** and compatible servers: sent as is (strict mode takes the judges' schemas).
+- **OpenAI** itself (and Azure OpenAI): strict mode rejects string-length keywords
+  (``minLength``/``maxLength``, which judges use to bound a rationale); :func:`openai_schema` moves
+  them into the description, as a hint. OpenAI-compatible servers (vLLM, SGLang, llama.cpp) take
+  the schema as is and enforce them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["anthropic_schema", "gemini_schema"]
+__all__ = ["anthropic_schema", "gemini_schema", "openai_schema"]
+
+_LENGTHS = ("minLength", "maxLength")
 
 _ANTHROPIC_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
@@ -113,6 +118,32 @@ def anthropic_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         description = out.get("description")
         out["description"] = f"{description}\n\n{hint}" if description is not None else hint
     return out
+
+
+def openai_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` without string-length keywords (moved into the description as a hint)."""
+    out: dict[str, Any] = {}
+    hints: list[str] = []
+    for key, value in schema.items():
+        if key in _LENGTHS:
+            hints.append(f"{key}: {value}")
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {name: _openai_sub(sub) for name, sub in value.items()}
+        elif key in (*_SUBSCHEMA_LISTS, "allOf") and isinstance(value, list):
+            out[key] = [_openai_sub(sub) for sub in value]
+        elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
+            out[key] = openai_schema(value)
+        else:
+            out[key] = value
+    if hints:
+        hint = "{" + ", ".join(hints) + "}"
+        description = out.get("description")
+        out["description"] = f"{description}\n\n{hint}" if description is not None else hint
+    return out
+
+
+def _openai_sub(value: Any) -> Any:
+    return openai_schema(value) if isinstance(value, Mapping) else value
 
 
 def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ _COUNTERS = (
     "cache_skipped",
     "coalesced",
     "input_tokens",
+    "cached_input_tokens",
     "output_tokens",
 )
 
@@ -42,6 +43,8 @@ class ClientStats:
     retries: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     input_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Of ``input_tokens``, those the server reused from its prefix cache (where it reports it)."""
     output_tokens: int = 0
     rate_limited: int = 0
     cache_hits: int = 0
@@ -74,6 +77,7 @@ class ClientStats:
 
     def add_usage(self, usage: Usage) -> None:
         self.input_tokens += usage.input_tokens
+        self.cached_input_tokens += usage.cached_input_tokens
         self.output_tokens += usage.output_tokens
 
     def latency_percentile(self, q: float) -> float | None:
@@ -95,6 +99,7 @@ class ClientStats:
             "cache_skipped": self.cache_skipped,
             "coalesced": self.coalesced,
             "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": self.cost_usd,
             "latency_p50_s": self.latency_percentile(0.5),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ import httpx
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["make_http_client"]
+__all__ = ["make_http_client", "release_pool"]
 
 _KEEPALIVE_S = 30.0
 
@@ -68,8 +68,29 @@ def make_http_client(
         from httpx_aiohttp import AiohttpTransport
     except ImportError:  # pragma: no cover - httpx-aiohttp is a core dependency
         return httpx.AsyncClient(limits=limits, timeout=timeouts)
-    transport = AiohttpTransport(limits=limits, client=_session_factory(limits))
-    return httpx.AsyncClient(transport=_Remapped(transport), timeout=timeouts)
+    sessions: list[aiohttp.ClientSession] = []
+    transport = AiohttpTransport(limits=limits, client=_session_factory(limits, sessions))
+    return httpx.AsyncClient(transport=_Remapped(transport, sessions), timeout=timeouts)
+
+
+def release_pool(http: httpx.AsyncClient) -> None:
+    """Release a pool whose owner was dropped without ``aclose()``, when its loop is not running.
+
+    Nothing can be awaited then (the loop is idle or closed), so the connections are dropped
+    synchronously: each socket's close is queued on its loop, or was already made impossible by
+    the loop's own close. The sessions count as closed afterwards, so aiohttp does not warn about
+    an "Unclosed client session" / "Unclosed connector" when they are collected.
+    """
+    transport = getattr(http, "_transport", None)
+    if not isinstance(transport, _Remapped):
+        return  # httpx's own pool (http2=True): no warnings to prevent
+    for session in transport.sessions:
+        connector = session.connector
+        session.detach()
+        close = getattr(connector, "_close", None)  # aiohttp's synchronous part of close()
+        if close is not None:
+            with suppress(RuntimeError):  # a loop closed meanwhile: nothing left to schedule
+                close(abort_ssl=True)
 
 
 # The URL of the request being sent, exactly as httpx holds it: set by _Remapped around the inner
@@ -77,8 +98,12 @@ def make_http_client(
 _WIRE_URL: ContextVar[str | None] = ContextVar("rftjudge_wire_url", default=None)
 
 
-def _session_factory(limits: httpx.Limits) -> Callable[[], aiohttp.ClientSession]:
-    """What httpx-aiohttp builds by default (a pooled ``ClientSession``), plus :func:`_exact_url`."""
+def _session_factory(
+    limits: httpx.Limits, made: list[aiohttp.ClientSession]
+) -> Callable[[], aiohttp.ClientSession]:
+    """What httpx-aiohttp builds by default (a pooled ``ClientSession``), plus :func:`_exact_url`.
+
+    Each session made is recorded in ``made`` (see :func:`release_pool`)."""
 
     def make() -> aiohttp.ClientSession:
         import aiohttp
@@ -88,7 +113,9 @@ def _session_factory(limits: httpx.Limits) -> Callable[[], aiohttp.ClientSession
             keepalive_timeout=limits.keepalive_expiry,
             ssl=httpx.create_ssl_context(),
         )
-        return aiohttp.ClientSession(connector=connector, middlewares=(_exact_url,))
+        session = aiohttp.ClientSession(connector=connector, middlewares=(_exact_url,))
+        made.append(session)
+        return session
 
     return make
 
@@ -138,8 +165,11 @@ def _httpx_error(exc: BaseException) -> type[httpx.TransportError]:
 class _Remapped(httpx.AsyncBaseTransport):
     """A transport (and its response streams) with connection errors mapped correctly."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, sessions: list[aiohttp.ClientSession] | None = None
+    ) -> None:
         self._inner = inner
+        self.sessions = [] if sessions is None else sessions
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         token = _WIRE_URL.set(str(request.url))

@@ -174,6 +174,10 @@ def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[s
         body["system"] = system
     if request.temperature is not None and "temperature" not in client.dropped:
         body["temperature"] = request.temperature
+    if request.top_p is not None and "top_p" not in client.dropped:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
     schema = request.output_schema
     if schema is not None and client.structured_output == "json_schema":
         body["output_config"] = {

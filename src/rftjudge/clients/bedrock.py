@@ -313,6 +313,10 @@ class BedrockClient(Adaptive, HTTPClient):
             inference["maxTokens"] = request.max_tokens
         if request.temperature is not None and "temperature" not in self.dropped:
             inference["temperature"] = request.temperature
+        if request.top_p is not None and "top_p" not in self.dropped:
+            inference["topP"] = request.top_p
+        if request.stop:
+            inference["stopSequences"] = list(request.stop)
         if inference:
             body["inferenceConfig"] = inference
         schema = request.output_schema

@@ -185,6 +185,10 @@ class GeminiClient(Adaptive, HTTPClient):
             config["maxOutputTokens"] = request.max_tokens
         if request.seed is not None and "seed" not in self.dropped:
             config["seed"] = request.seed
+        if request.top_p is not None and "top_p" not in self.dropped:
+            config["topP"] = request.top_p
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         if request.output_schema is not None and self.structured_output != "none":
             config["responseMimeType"] = "application/json"
             if self.structured_output == "json_schema":

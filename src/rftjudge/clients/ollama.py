@@ -129,6 +129,10 @@ class OllamaClient(HTTPClient):
             options["num_predict"] = request.max_tokens
         if request.seed is not None:
             options["seed"] = request.seed
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
+        if request.stop:
+            options["stop"] = list(request.stop)
         options.update(self.options)
         body: dict[str, Any] = {
             "model": self.model,

@@ -41,7 +41,7 @@ from typing_extensions import Unpack
 
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError
-from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
+from .._types import ChatRequest, ChatResponse, LazyLogprobs, TokenLogprob, Usage
 from ._adapt import Adaptive
 from ._messages import failed_generation
 from ._options import HTTPOptions
@@ -49,6 +49,7 @@ from ._params import rejected_fields
 from ._parts import openai_content
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
 from ._routing import base_urls
+from ._schema import openai_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
 
@@ -153,6 +154,11 @@ class OpenAIClient(Adaptive, HTTPClient):
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
         known = rejected_fields(self.provider, model) if server in (None, "openai") else ()
         self._init_adaptive(known)
+        # OpenAI's own strict dialect (see _schema): converted once per schema a judge sends
+        self._openai_dialect = (
+            server == "openai" or self.provider == "azure" or any(_is_openai_host(u) for u in urls)
+        )
+        self._dialect_schemas: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         if server == "openai" or any(_is_openai_host(u) for u in urls):
             # {type: json_object, schema} is llama-cpp-python's extension: OpenAI would reject it too
             self._mode_ladder = tuple(m for m in _MODES if m != "json_object_schema")
@@ -194,6 +200,10 @@ class OpenAIClient(Adaptive, HTTPClient):
             body[self.max_tokens_field] = request.max_tokens
         if request.seed is not None and "seed" not in self.dropped:
             body["seed"] = request.seed
+        if request.top_p is not None and "top_p" not in self.dropped:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
         if request.logprobs:
             body["logprobs"] = True
             if request.top_logprobs:
@@ -211,6 +221,8 @@ class OpenAIClient(Adaptive, HTTPClient):
         schema = request.output_schema
         if schema is None or self.structured_output == "none":
             return None
+        if self._openai_dialect:
+            schema = self._in_dialect(schema)
         if self.structured_output == "json_schema":
             return {
                 "type": "json_schema",
@@ -223,6 +235,16 @@ class OpenAIClient(Adaptive, HTTPClient):
         if self.structured_output == "json_object_schema":
             return {"type": "json_object", "schema": schema}
         return {"type": "json_object"}
+
+    def _in_dialect(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """:func:`~rftjudge.clients._schema.openai_schema`, once per schema object (judges keep
+        theirs for their lifetime; the entry holds it, so its id is not reused meanwhile)."""
+        entry = self._dialect_schemas.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            if len(self._dialect_schemas) >= 64:
+                self._dialect_schemas.clear()
+            entry = self._dialect_schemas[id(schema)] = (schema, openai_schema(schema))
+        return entry[1]
 
     def parse_response(self, body: Any, headers: Mapping[str, str]) -> ChatResponse:
         choice = body["choices"][0]
@@ -244,6 +266,7 @@ class OpenAIClient(Adaptive, HTTPClient):
                 input_tokens=int(usage.get("prompt_tokens") or 0),
                 output_tokens=int(usage.get("completion_tokens") or 0),
                 requests=1,
+                cached_input_tokens=_cached_tokens(usage, body.get("timings")),
             ),
             logprobs=_parse_logprobs(choice.get("logprobs")),
             refusal=message.get("refusal") or None,
@@ -252,22 +275,45 @@ class OpenAIClient(Adaptive, HTTPClient):
         )
 
 
-def _parse_logprobs(data: Any) -> tuple[TokenLogprob, ...] | None:
+def _cached_tokens(usage: Any, timings: Any) -> int:
+    """Prompt tokens the server reused from its prefix cache: OpenAI's (and vLLM's, llama.cpp's)
+    ``usage.prompt_tokens_details.cached_tokens``, else llama.cpp's ``timings.cache_n``."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if not isinstance(cached, int) and isinstance(timings, dict):
+        cached = timings.get("cache_n")
+    return max(0, cached) if isinstance(cached, int) else 0
+
+
+def _token_text(item: Any) -> str:
+    return str(item.get("token", ""))
+
+
+def _token_logprob(item: Any) -> TokenLogprob:
+    try:
+        return TokenLogprob(
+            token=str(item.get("token", "")),
+            logprob=float(item.get("logprob", float("-inf"))),
+            top=tuple(
+                (str(t.get("token", "")), float(t.get("logprob", float("-inf"))))
+                for t in item.get("top_logprobs") or ()
+            ),
+        )
+    except (AttributeError, TypeError, ValueError):
+        # Read after the response was accepted: a malformed entry reads as "no alternatives
+        # here" (the judge then falls back to the written value and counts it), not as a crash.
+        return TokenLogprob(token=_token_text(item), logprob=float("-inf"))
+
+
+def _parse_logprobs(data: Any) -> Sequence[TokenLogprob] | None:
     if not isinstance(data, dict):
         return None
     content = data.get("content")
     if isinstance(content, list):
-        return tuple(
-            TokenLogprob(
-                token=str(item.get("token", "")),
-                logprob=float(item.get("logprob", float("-inf"))),
-                top=tuple(
-                    (str(t.get("token", "")), float(t.get("logprob", float("-inf"))))
-                    for t in item.get("top_logprobs") or ()
-                ),
-            )
-            for item in content
-        )
+        if not all(type(item) is dict for item in content):
+            raise TypeError("a logprobs.content entry is not an object")
+        # Read where a judge looks (its score positions), not all of top-20 × every token.
+        return LazyLogprobs(content, _token_logprob, _token_text)
     # Legacy completions shape (llama-cpp-python may answer so): tokens / token_logprobs / top_logprobs
     tokens = data.get("tokens")
     if isinstance(tokens, list):

@@ -107,7 +107,7 @@ class ExactReader:
 
     async def _ask(
         self, messages: Sequence[Message], prefix: str, choices: Sequence[str], *, max_tokens: int
-    ) -> tuple[tuple[tuple[TokenLogprob, ...], int] | None, Usage]:
+    ) -> tuple[tuple[Sequence[TokenLogprob], int] | None, Usage]:
         self.reads += 1
         request = ChatRequest(
             messages=(*messages, Message("assistant", prefix)),
@@ -116,6 +116,8 @@ class ExactReader:
             temperature=0.0,
             max_tokens=max_tokens,
             seed=self.judge.seed,
+            extra_body=self.judge.extra_body,  # server extras (a slot, a penalty) apply to reads
+            follow_up=True,  # continues the verdict just written: before the server forgets it
             logprobs=True,
             top_logprobs=max(self.top_logprobs, min(20, len(choices))),
         )

@@ -15,7 +15,7 @@ sync twins, the TRL adapter) what every judge with a model client needs:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as _replace
 from typing import Any, Generic, TypeVar
@@ -39,7 +39,7 @@ from ..templates import truncate_middle
 from ..templates._trajectory import DEFAULT_TOOL_BUDGET, View
 from ._boundary import JudgeStats, RewardBase, validate_deadline, validate_on_error
 from ._inputs import Render, build_messages, carries_image, check_view
-from ._options import OnError
+from ._options import OnError, check_sampling
 
 __all__ = [
     "DEFAULT_MAX_INPUT_CHARS",
@@ -115,6 +115,9 @@ class BaseJudge(RewardBase[R]):
         temperature: float | None = 0.0,
         max_tokens: int | None = 1024,
         seed: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         name: str | None = None,
         guard: Guard | bool | None = True,
         max_input_chars: int | None = DEFAULT_MAX_INPUT_CHARS,
@@ -151,6 +154,7 @@ class BaseJudge(RewardBase[R]):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.top_p, self.stop, self.extra_body = check_sampling(top_p, stop, extra_body)
         self.guard: Guard | None = resolve_guard(guard)
         self.max_input_chars = max_input_chars
         self.view: View | None = check_view(view)
@@ -237,6 +241,9 @@ class BaseJudge(RewardBase[R]):
             seed=self.seed,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            top_p=self.top_p,
+            stop=self.stop,
+            extra_body=self.extra_body,
         )
 
     async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
@@ -300,6 +307,5 @@ class BaseJudge(RewardBase[R]):
 def _with_messages(request: ChatRequest, messages: tuple[Message, ...]) -> ChatRequest:
     from dataclasses import replace
 
-    return replace(request, messages=messages)
-
+    return replace(request, messages=messages, follow_up=True)  # a re-ask extends the verdict
 

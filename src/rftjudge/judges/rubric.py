@@ -51,6 +51,13 @@ from ._scoring import exact_scores, expected_scores
 
 logger = logging.getLogger("rftjudge")
 
+Rationale = Literal["before", "after", "none"]
+"""Where the verdict's rationale goes: ``before`` the scores (the judge reasons first), ``after``
+them (scores written first; the rationale explains them), or ``none`` (scores only: the fewest
+generated tokens, for scoring from logprobs)."""
+DEFAULT_RATIONALE_MAX_CHARS = 800
+"""The rationale's ``maxLength`` in the verdict schema (about 200 tokens)."""
+
 __all__ = [
     "Criterion",
     "InvalidRubricError",
@@ -160,6 +167,9 @@ class RubricJudge(RowRubrics[Judgment]):
     share the prompt prefix). A rubric with more than ``max_rubric_items`` items, or otherwise
     unusable, fails its row with kind ``"invalid_rubric"``; an item that never gets a valid verdict
     fails it with kind ``"rubric"``.
+    ``rationale`` says where the verdict's rationale goes (``"before"`` the scores, the default;
+    ``"after"``; ``"none"``) and ``rationale_max_chars`` bounds it in the schema (``None``: no
+    bound) so that a judge looping in its rationale still ends with a valid verdict.
     """
 
     @legacy_positionals("scale", "template", "on_error", after=2)
@@ -179,6 +189,8 @@ class RubricJudge(RowRubrics[Judgment]):
         aggregate: Aggregate = "explicit",
         max_criteria: int | None = None,
         max_rubric_items: int = 64,
+        rationale: Rationale = "before",
+        rationale_max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
         **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = () if criteria is None else check_criteria(criteria)
@@ -188,6 +200,20 @@ class RubricJudge(RowRubrics[Judgment]):
         self.max_criteria = max_criteria
         self.max_rubric_items = max_rubric_items
         self.base_items: tuple[RubricItem, ...] = criteria_items(self.criteria)
+        if rationale not in ("before", "after", "none"):
+            raise ConfigurationError(
+                f'rationale must be "before", "after" or "none"; got {rationale!r}'
+            )
+        if rationale_max_chars is not None and (
+            isinstance(rationale_max_chars, bool)
+            or not isinstance(rationale_max_chars, int)
+            or rationale_max_chars < 1
+        ):
+            raise ConfigurationError(
+                f"rationale_max_chars must be a positive int or None; got {rationale_max_chars!r}"
+            )
+        self.rationale: Rationale = rationale
+        self.rationale_max_chars = rationale_max_chars
         self.scale = Scale.parse(scale)
         if scoring not in ("auto", "expected", "sampled"):
             raise ConfigurationError(
@@ -216,7 +242,9 @@ class RubricJudge(RowRubrics[Judgment]):
         self._weights = {c.name: c.weight for c in self.criteria}
         self._total_weight = sum(self._weights.values())
         self.verdict_model = _verdict_model(self.criteria, self.scale)
-        self.output_schema = _verdict_schema(self.criteria, self.scale)
+        self.output_schema = _verdict_schema(
+            self.criteria, self.scale, rationale, rationale_max_chars
+        )
         self._schema_text = json.dumps(self.output_schema, indent=None)
         self._criteria_vars = [c.model_dump() for c in self.criteria]
         self.template = PromptTemplate(template if template is not None else "rubric.j2")
@@ -246,6 +274,7 @@ class RubricJudge(RowRubrics[Judgment]):
             scale=self.scale,
             output_schema=self._schema_text,
             ignore_length=self.ignore_length,
+            rationale=self.rationale,
         )
 
     async def ajudge(
@@ -424,23 +453,42 @@ def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseMode
     )
 
 
-def _verdict_schema(criteria: Sequence[Criterion], scale: Scale) -> dict[str, Any]:
-    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts."""
+def _verdict_schema(
+    criteria: Sequence[Criterion],
+    scale: Scale,
+    rationale: Rationale = "before",
+    max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
+) -> dict[str, Any]:
+    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts.
+
+    Constrained decoders write properties in schema order, so the order is where the rationale
+    goes. ``maxLength`` bounds it where the server enforces it (llama.cpp, vLLM, SGLang): a judge
+    looping inside its rationale is cut off with a valid verdict instead of running into
+    ``max_tokens`` (see :mod:`rftjudge.clients._schema` for providers that take no ``maxLength``).
+    The verdict model does not check the length: a longer rationale from a server that does not
+    enforce it is no reason to re-ask.
+    """
     score: dict[str, Any] = (
         {"type": "boolean"} if scale.binary else {"type": "integer", "enum": scale.values}
     )
     names = [c.name for c in criteria]
+    scores = {
+        "type": "object",
+        "properties": {n: dict(score) for n in names},
+        "required": names,
+        "additionalProperties": False,
+    }
+    text: dict[str, Any] = {"type": "string"}
+    if max_chars is not None:
+        text["maxLength"] = max_chars
+    properties: dict[str, Any] = {
+        "before": {"rationale": text, "scores": scores},
+        "after": {"scores": scores, "rationale": text},
+        "none": {"scores": scores},
+    }[rationale]
     return {
         "type": "object",
-        "properties": {
-            "rationale": {"type": "string"},
-            "scores": {
-                "type": "object",
-                "properties": {n: dict(score) for n in names},
-                "required": names,
-                "additionalProperties": False,
-            },
-        },
-        "required": ["rationale", "scores"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
-from .._types import TokenLogprob
+from .._types import LazyLogprobs, TokenLogprob
 
 __all__ = ["distribution_at", "json_value_offset", "score_distribution", "token_index_at"]
 
@@ -27,7 +27,9 @@ _STRIP = " \t\n\"'"
 
 def token_index_at(logprobs: Sequence[TokenLogprob], text: str, offset: int) -> int | None:
     """Index of the token covering character ``offset`` of ``text``, or None if they do not align."""
-    joined = "".join(t.token for t in logprobs)
+    # Token texts only: materialising every token's alternatives is what a lazy list saves.
+    texts = logprobs.texts() if isinstance(logprobs, LazyLogprobs) else [t.token for t in logprobs]
+    joined = "".join(texts)
     base = 0
     if joined != text:
         base = joined.find(text) if text else -1
@@ -35,8 +37,8 @@ def token_index_at(logprobs: Sequence[TokenLogprob], text: str, offset: int) -> 
             return None
     target = base + offset
     position = 0
-    for index, token in enumerate(logprobs):
-        end = position + len(token.token)
+    for index, token in enumerate(texts):
+        end = position + len(token)
         if position <= target < end:
             return index
         position = end
@@ -94,16 +96,17 @@ def score_distribution(
     token = logprobs[index]
     candidates = dict(token.top)
     candidates.setdefault(token.token, token.logprob)
+    # strict prefixes of longer valid values ("1" on a 1-10 scale): decided by the next token
+    prefixes = {v[:i] for v in valid for i in range(1, len(v))}
     mass: dict[float, float] = {}
     for text, logprob in candidates.items():
+        key = text.strip(_STRIP)
+        if key not in valid and key not in prefixes:
+            continue  # most of the top-k at a score position: punctuation, words, other numbers
         if not math.isfinite(logprob):
             continue
-        key = text.strip(_STRIP)
-        if not key:
-            continue
         p = math.exp(logprob)
-        longer = [v for v in valid if v != key and v.startswith(key)]
-        if longer and text == token.token and index + 1 < len(logprobs):
+        if key in prefixes and text == token.token and index + 1 < len(logprobs):
             _continue(mass, key, p, logprobs[index + 1], valid)
         elif key in valid:
             mass[valid[key]] = mass.get(valid[key], 0.0) + p
