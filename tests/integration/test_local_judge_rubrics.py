@@ -58,7 +58,8 @@ async def test_rubric_rows_on_the_local_judge(
     server: LocalJudgeServer, options: dict[str, Any]
 ) -> None:
     client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
-    judge = RubricJudge(client, max_tokens=256, **options)
+    # repeat_penalty: at temperature 0 the 135M judge can loop inside its rationale until max_tokens
+    judge = RubricJudge(client, max_tokens=256, extra_body={"repeat_penalty": 1.1}, **options)
     rows = ROWS * 4
     try:
         outcomes = await judge.ajudge_batch(
