@@ -57,6 +57,7 @@ _CLIENT_METRICS = frozenset(
         "input_tokens",
         "cached_input_tokens",
         "output_tokens",
+        "reasoning_tokens",
         "cost_usd",
         "latency_p95_s",
     }

@@ -36,7 +36,10 @@ class Usage(BaseModel):
 
     ``cached_input_tokens``: the part of ``input_tokens`` the server reused from its prefix cache
     instead of evaluating (OpenAI's ``usage.prompt_tokens_details.cached_tokens``, llama.cpp's
-    ``timings.cache_n``; 0 where a provider does not say).
+    ``timings.cache_n``; 0 where a provider does not say). ``reasoning_tokens``: the part of
+    ``output_tokens`` a reasoning model spent thinking (OpenAI's
+    ``usage.completion_tokens_details.reasoning_tokens``, Gemini's ``thoughtsTokenCount``; 0 where a
+    provider does not say). It is billed as output, so cost needs no separate price.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -45,6 +48,7 @@ class Usage(BaseModel):
     output_tokens: int = 0
     requests: int = 0
     cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -56,6 +60,7 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             requests=self.requests + other.requests,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
 

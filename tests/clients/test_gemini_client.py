@@ -176,7 +176,7 @@ def test_body(gemini: GeminiClient) -> None:
         "systemInstruction": {"parts": [{"text": "sys"}]},
         "generationConfig": {
             "temperature": 0.0,
-            "maxOutputTokens": 1024,
+            "maxOutputTokens": 1024 + 8192,  # 2.5 thinks by default: room for it
             "seed": 11,
             "responseMimeType": "application/json",
             "responseJsonSchema": SCHEMA,

@@ -17,7 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["DROPPABLE", "SAMPLING", "rejected_field", "rejected_fields"]
+from .._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_REASONING_BUDGET",
+    "DROPPABLE",
+    "SAMPLING",
+    "reasoning_headroom",
+    "reasons_by_default",
+    "rejected_field",
+    "rejected_fields",
+]
 
 SAMPLING: frozenset[str] = frozenset({"temperature", "top_p", "top_k"})
 """The sampling fields models reject together (Anthropic: ``temperature``/``top_p``/``top_k``)."""
@@ -76,3 +86,33 @@ def rejected_field(message: str, candidates: Iterable[str]) -> str | None:
         if re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered):
             return name
     return None
+
+
+DEFAULT_REASONING_BUDGET = 8192
+"""Tokens added to a judge's ``max_tokens`` for a reasoning model's thinking, where no explicit
+budget says how much (OpenAI's reasoning models, Claude's adaptive thinking, Gemini's dynamic
+thinking). The limit is a cap, not a spend: a model that thinks less costs less."""
+
+
+def reasoning_headroom(budget: int | None, *, reasons: bool) -> int:
+    """Tokens to add to the verdict's ``max_tokens`` so that thinking cannot use up its room.
+
+    Every provider counts thinking against the request's token limit (OpenAI's
+    ``max_completion_tokens``, Anthropic's ``max_tokens``, Gemini's ``maxOutputTokens``, vLLM's and
+    SGLang's ``max_tokens``); a judge's ``max_tokens`` is sized for its verdict, so a reasoning model
+    would otherwise stop at the limit inside its thinking and every judgment fail as ``truncated``.
+    ``budget``: the client's ``reasoning_budget`` (``None``: :data:`DEFAULT_REASONING_BUDGET` when
+    the model ``reasons``, else 0).
+    """
+    if budget is None:
+        return DEFAULT_REASONING_BUDGET if reasons else 0
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ConfigurationError(f"reasoning_budget must be an int >= 0 or None; got {budget!r}")
+    return budget
+
+
+def reasons_by_default(provider: str, model: str) -> bool:
+    """Whether ``model`` thinks before answering unless told otherwise: the reasoning-first models
+    of the table above (OpenAI's o-series and ``gpt-5*``, Claude Opus 4.7+ and the Claude 5
+    family), which are the same ones that reject sampling fields."""
+    return bool(rejected_fields(provider, model))

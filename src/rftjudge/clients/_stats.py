@@ -32,6 +32,7 @@ _COUNTERS = (
     "input_tokens",
     "cached_input_tokens",
     "output_tokens",
+    "reasoning_tokens",
 )
 
 
@@ -46,6 +47,8 @@ class ClientStats:
     cached_input_tokens: int = 0
     """Of ``input_tokens``, those the server reused from its prefix cache (where it reports it)."""
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Of ``output_tokens``, those a reasoning model spent thinking (where it reports it)."""
     rate_limited: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -79,6 +82,7 @@ class ClientStats:
         self.input_tokens += usage.input_tokens
         self.cached_input_tokens += usage.cached_input_tokens
         self.output_tokens += usage.output_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
 
     def latency_percentile(self, q: float) -> float | None:
         """The q-quantile (0..1) of recent attempt latencies in seconds, or None before any."""
@@ -101,6 +105,7 @@ class ClientStats:
             "input_tokens": self.input_tokens,
             "cached_input_tokens": self.cached_input_tokens,
             "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": self.cost_usd,
             "latency_p50_s": self.latency_percentile(0.5),
             "latency_p95_s": self.latency_percentile(0.95),

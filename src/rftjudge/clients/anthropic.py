@@ -39,18 +39,20 @@ from .._types import ChatRequest, ChatResponse, Usage
 from ._adapt import Adaptive
 from ._messages import split_system
 from ._options import HTTPOptions
-from ._params import rejected_fields
+from ._params import reasoning_headroom, reasons_by_default, rejected_fields
 from ._parts import anthropic_content
 from ._ratelimit import RateLimitSnapshot, parse_anthropic_rate_limit_headers
 from ._schema import anthropic_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, _openai_style_error, check_structured_output
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicClient", "AnthropicStructuredOutput"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicClient", "AnthropicEffort", "AnthropicStructuredOutput"]
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 AnthropicStructuredOutput = Literal["json_schema", "tool", "none"]
+AnthropicEffort = Literal["low", "medium", "high", "xhigh", "max"]
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 _MODES = ("json_schema", "tool", "none")
 
 _STOP = {
@@ -76,6 +78,17 @@ class AnthropicClient(Adaptive, HTTPClient):
     (Opus 4.7 and later, the Claude 5 family: :mod:`rftjudge.clients._params`) and sends it
     otherwise; ``True``/``False`` force either.
 
+    Reasoning judges: ``thinking`` is an int (extended thinking with that ``budget_tokens``, at
+    least 1024: Claude 4.5 and earlier, deprecated on the 4.6 models, rejected by Opus 4.7+) or
+    ``"adaptive"`` (the model decides: Claude 4.6 and later); ``effort`` (``"low"`` ... ``"max"``)
+    goes into ``output_config``. With thinking on, the API takes no ``temperature`` or ``top_k``,
+    ``top_p`` only from 0.95 and no forced tool: the client leaves those out
+    (``structured_output="tool"`` offers the tool with ``tool_choice: auto``; judges send Anthropic
+    no assistant prefill). ``max_tokens`` covers
+    thinking and answer together, so the budget (``"adaptive"`` and the always-thinking models:
+    ``reasoning_budget``, default 8192) is added to the verdict's ``max_tokens``. Thinking blocks
+    are never read for a verdict.
+
     Other keyword arguments are :class:`~rftjudge.HTTPClient`'s: ``max_concurrency``, ``timeout``,
     ``max_retries``, ``retry_policy``, ``headers``, ``http_client``, ``transport``, ``capabilities`` and
     the throughput options (``limits``, ``cache``, ...).
@@ -100,9 +113,13 @@ class AnthropicClient(Adaptive, HTTPClient):
         send_temperature: bool | None = None,
         default_max_tokens: int = 1024,
         anthropic_version: str = ANTHROPIC_VERSION,
+        thinking: int | Literal["adaptive"] | None = None,
+        effort: AnthropicEffort | None = None,
+        reasoning_budget: int | None = None,
         **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
+        _check_thinking(thinking, effort)
         if not isinstance(default_max_tokens, int) or default_max_tokens < 1:
             raise ConfigurationError(
                 f"default_max_tokens must be a positive int (the API requires max_tokens); "
@@ -119,6 +136,15 @@ class AnthropicClient(Adaptive, HTTPClient):
         self.structured_output: AnthropicStructuredOutput = structured_output
         self._init_adaptive(rejected_fields(self.provider, model), send_temperature)
         self.default_max_tokens = default_max_tokens
+        self.thinking = thinking
+        self.effort = effort
+        if isinstance(thinking, int):
+            self.reasoning_budget = thinking if reasoning_budget is None else reasoning_budget
+        else:
+            always = reasons_by_default(self.provider, model)
+            self.reasoning_budget = reasoning_headroom(
+                reasoning_budget, reasons=thinking is not None or always
+            )
         super().__init__(
             model,
             base_url=explicit_url or ANTHROPIC_BASE_URL,
@@ -126,6 +152,11 @@ class AnthropicClient(Adaptive, HTTPClient):
         )
         self._url = f"{self.base_url}/v1/messages"
         self._headers = {"anthropic-version": anthropic_version}
+
+    @property
+    def thinks(self) -> bool:
+        """Whether requests turn thinking on (then sampling fields and forced tools are left out)."""
+        return self.thinking is not None
 
     def default_capabilities(self) -> Capabilities:
         return Capabilities(
@@ -165,23 +196,34 @@ class AnthropicClient(Adaptive, HTTPClient):
 def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[str, Any]:
     """The Messages API body for ``request`` (pure)."""
     system, turns = split_system(request.messages)
+    thinks = client.thinks
     body: dict[str, Any] = {
         "model": client.model,
-        "max_tokens": request.max_tokens or client.default_max_tokens,
+        "max_tokens": (request.max_tokens or client.default_max_tokens) + client.reasoning_budget,
         "messages": [{"role": role, "content": anthropic_content(c)} for role, c in turns],
     }
     if system:
         body["system"] = system
-    if request.temperature is not None and "temperature" not in client.dropped:
+    if thinks:
+        body["thinking"] = (
+            {"type": "adaptive"}
+            if client.thinking == "adaptive"
+            else {"type": "enabled", "budget_tokens": client.thinking}
+        )
+    if request.temperature is not None and "temperature" not in client.dropped and not thinks:
         body["temperature"] = request.temperature
-    if request.top_p is not None and "top_p" not in client.dropped:
-        body["top_p"] = request.top_p
+    top_p = request.top_p
+    if top_p is not None and "top_p" not in client.dropped and (not thinks or top_p >= 0.95):
+        body["top_p"] = top_p
+    if client.effort is not None:
+        body["output_config"] = {"effort": client.effort}
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     schema = request.output_schema
     if schema is not None and client.structured_output == "json_schema":
-        body["output_config"] = {
-            "format": {"type": "json_schema", "schema": anthropic_schema(schema)}
+        body.setdefault("output_config", {})["format"] = {
+            "type": "json_schema",
+            "schema": anthropic_schema(schema),
         }
     elif schema is not None and client.structured_output == "tool":
         body["tools"] = [
@@ -191,8 +233,22 @@ def build_messages_body(client: AnthropicClient, request: ChatRequest) -> dict[s
                 "input_schema": dict(schema),
             }
         ]
-        body["tool_choice"] = {"type": "tool", "name": request.schema_name}
+        # Thinking allows no forced tool: offered, and the prompt asks for it.
+        body["tool_choice"] = (
+            {"type": "auto"} if thinks else {"type": "tool", "name": request.schema_name}
+        )
     return body
+
+
+def _check_thinking(thinking: object, effort: object) -> None:
+    budget_ok = isinstance(thinking, int) and not isinstance(thinking, bool) and thinking >= 1024
+    if thinking is not None and thinking != "adaptive" and not budget_ok:
+        raise ConfigurationError(
+            'thinking must be "adaptive" or an int budget of at least 1024 tokens '
+            f"(Anthropic's minimum); got {thinking!r}"
+        )
+    if effort is not None and effort not in _EFFORTS:
+        raise ConfigurationError(f"effort must be one of {', '.join(_EFFORTS)}; got {effort!r}")
 
 
 def parse_messages_response(body: Any, *, request_id: str | None = None) -> ChatResponse:

@@ -40,6 +40,7 @@ from .._types import ChatRequest, ChatResponse, TokenLogprob, Usage
 from ._adapt import Adaptive
 from ._messages import failed_generation, split_system
 from ._options import HTTPOptions
+from ._params import reasoning_headroom
 from ._parts import gemini_parts
 from ._schema import gemini_schema
 from ._secrets import SecretField
@@ -51,6 +52,8 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 GeminiStructuredOutput = Literal["json_schema", "json", "none"]
 _MODES = ("json_schema", "json", "none")
 _MAX_TOP_LOGPROBS = 20
+# Gemini 2.5 and later think unless told not to (and 2.5 Pro cannot be told).
+_THINKS_BY_DEFAULT = re.compile(r"gemini-(?:2\.5|[3-9])")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 _FILTERED = frozenset(
@@ -101,8 +104,12 @@ class GeminiClient(Adaptive, HTTPClient):
     ``https://generativelanguage.googleapis.com/v1beta``; with it, a key is optional.
 
     ``thinking_budget`` (2.5 models: ``0`` turns thinking off where allowed, ``-1`` dynamic) and
-    ``thinking_level`` (Gemini 3) go into ``thinkingConfig``; set one of them for judges, because
-    thinking tokens count against ``max_tokens`` and can leave no room for the verdict.
+    ``thinking_level`` (Gemini 3) go into ``thinkingConfig``. Thinking tokens count against
+    ``maxOutputTokens``, so the client adds room for them to the verdict's ``max_tokens``: a positive
+    ``thinking_budget`` itself, else ``reasoning_budget`` (``None``: 8192 for models that think by
+    default — Gemini 2.5 and later — unless ``thinking_budget=0``). Thought parts are never read
+    for a verdict; ``thoughtsTokenCount`` is counted as output (billed so) and as
+    ``Usage.reasoning_tokens``.
 
     Other keyword arguments are :class:`~rftjudge.HTTPClient`'s (``max_concurrency``, ``timeout``,
     ``max_retries``, ``retry_policy``, ``headers``, ``http_client``, ``transport``, ``capabilities``,
@@ -128,6 +135,7 @@ class GeminiClient(Adaptive, HTTPClient):
         logprobs: bool = False,
         thinking_budget: int | None = None,
         thinking_level: str | None = None,
+        reasoning_budget: int | None = None,
         **http_options: Unpack[HTTPOptions],
     ) -> None:
         check_structured_output(structured_output, _MODES)
@@ -146,6 +154,13 @@ class GeminiClient(Adaptive, HTTPClient):
         self.logprobs = bool(logprobs)
         self.thinking_budget = thinking_budget
         self.thinking_level = thinking_level
+        if thinking_budget is not None and thinking_budget > 0 and reasoning_budget is None:
+            self.reasoning_budget = thinking_budget
+        else:
+            thinks = thinking_budget != 0 and (
+                thinking_level is not None or _THINKS_BY_DEFAULT.search(model.lower()) is not None
+            )
+            self.reasoning_budget = reasoning_headroom(reasoning_budget, reasons=thinks)
         super().__init__(
             model,
             base_url=base_url or GEMINI_BASE_URL,
@@ -182,7 +197,7 @@ class GeminiClient(Adaptive, HTTPClient):
         if request.temperature is not None and "temperature" not in self.dropped:
             config["temperature"] = request.temperature
         if request.max_tokens is not None:
-            config["maxOutputTokens"] = request.max_tokens
+            config["maxOutputTokens"] = request.max_tokens + self.reasoning_budget
         if request.seed is not None and "seed" not in self.dropped:
             config["seed"] = request.seed
         if request.top_p is not None and "top_p" not in self.dropped:
@@ -296,9 +311,13 @@ def _daily_quota(details: list[dict[str, Any]]) -> bool:
 
 def _usage(meta: Mapping[str, Any]) -> Usage:
     # Thinking tokens are billed as output: count them with the answer.
-    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
+    thoughts = int(meta.get("thoughtsTokenCount") or 0)
     return Usage(
-        input_tokens=int(meta.get("promptTokenCount") or 0), output_tokens=output, requests=1
+        input_tokens=int(meta.get("promptTokenCount") or 0),
+        output_tokens=int(meta.get("candidatesTokenCount") or 0) + thoughts,
+        requests=1,
+        cached_input_tokens=int(meta.get("cachedContentTokenCount") or 0),
+        reasoning_tokens=thoughts,
     )
 
 

@@ -45,7 +45,7 @@ from .._types import ChatRequest, ChatResponse, LazyLogprobs, TokenLogprob, Usag
 from ._adapt import Adaptive
 from ._messages import failed_generation
 from ._options import HTTPOptions
-from ._params import rejected_fields
+from ._params import reasoning_headroom, reasons_by_default, rejected_fields
 from ._parts import openai_content
 from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, choices_of
 from ._routing import base_urls
@@ -53,13 +53,15 @@ from ._schema import openai_schema
 from ._secrets import SecretField
 from .base import Capabilities, HTTPClient, check_structured_output
 
-__all__ = ["OpenAIClient", "StructuredOutputMode"]
+__all__ = ["REASONING_EFFORTS", "OpenAIClient", "ReasoningEffort", "StructuredOutputMode"]
 
 StructuredOutputMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
 _MODES = ("json_schema", "json_object_schema", "json_object", "none")
 # The mode each server family takes; a family not listed takes json_schema.
 SERVER_MODES: Mapping[str, StructuredOutputMode] = {"llama-cpp-python": "json_object_schema"}
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 _FINISH = {
     "stop": "stop",
@@ -90,6 +92,15 @@ class OpenAIClient(Adaptive, HTTPClient):
     ``max_concurrency`` / ``limits`` are split evenly between them (see
     :mod:`rftjudge.clients.pool`).
 
+    Reasoning judges: ``reasoning_effort`` is sent as is (OpenAI's reasoning models; vLLM and SGLang
+    take it too); ``enable_thinking`` turns a Qwen3-style chat template's thinking on or off
+    (``chat_template_kwargs``, OpenAI-compatible servers only). Thinking counts against the token
+    limit, so ``reasoning_budget`` tokens are added to each verdict request's ``max_tokens``
+    (``None``: 8192 when the model reasons — an effort other than ``"none"``, thinking on, or one of
+    OpenAI's reasoning models — else 0). The verdict is read from ``content`` only; a server's
+    ``reasoning_content`` / ``reasoning`` is never parsed. OpenAI's reasoning models return no
+    logprobs, so for them ``logprobs`` defaults to False.
+
     Throughput options (``limits``, ``cache``, ``cache_sampled``, ``coalesce``, ``prices``,
     ``http2``) are those of :class:`~rftjudge.HTTPClient`; see the README's "Throughput" section.
     """
@@ -113,8 +124,16 @@ class OpenAIClient(Adaptive, HTTPClient):
         organization: str | None = None,
         server: ServerFamily | None = None,
         prefill_choice: bool | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
+        enable_thinking: bool | None = None,
+        reasoning_budget: int | None = None,
         **http_options: Unpack[HTTPOptions],
     ) -> None:
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise ConfigurationError(
+                f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}; "
+                f"got {reasoning_effort!r}"
+            )
         if server is not None and server not in SERVERS:
             raise ConfigurationError(f"server must be one of {', '.join(SERVERS)}; got {server!r}")
         if prefill_choice and server not in PREFILL_SERVERS:
@@ -147,8 +166,24 @@ class OpenAIClient(Adaptive, HTTPClient):
                 "max_completion_tokens" if _is_openai_host(resolved_url) else "max_tokens"
             )
         self.max_tokens_field = max_tokens_field
-        self._logprobs = logprobs
         self._organization = organization
+        openai_host = server == "openai" or any(_is_openai_host(u) for u in urls)
+        if enable_thinking is not None and openai_host:
+            raise ConfigurationError(
+                "enable_thinking is a chat-template switch of OpenAI-compatible servers (vLLM, "
+                "SGLang, llama.cpp); for OpenAI's models pass reasoning_effort="
+            )
+        reasoning_model = openai_host and reasons_by_default("openai", model)
+        # OpenAI's reasoning models reject logprobs: leave them off unless asked for.
+        self._logprobs = logprobs if logprobs is not None else (False if reasoning_model else None)
+        self.reasoning_effort = reasoning_effort
+        self.enable_thinking = enable_thinking
+        reasons = (
+            enable_thinking is True
+            or (reasoning_effort is not None and reasoning_effort != "none")
+            or (reasoning_model and reasoning_effort is None)
+        )
+        self.reasoning_budget = reasoning_headroom(reasoning_budget, reasons=reasons)
         super().__init__(model, base_url=urls, **http_options)
         self._url = f"{self.base_url}/chat/completions"
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
@@ -212,6 +247,14 @@ class OpenAIClient(Adaptive, HTTPClient):
         if choices is not None:  # an exact-distribution read: continue the prefix, constrained
             body.update(choice_fields(self.server, request, choices))
             return self._url, self._make_auth_headers(), body
+        # Thinking settings go with verdict requests only: an exact read continues an answer.
+        if self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
+        if self.enable_thinking is not None:
+            body["chat_template_kwargs"] = {"enable_thinking": self.enable_thinking}
+        if request.max_tokens is not None and self.reasoning_budget:
+            # room for the thinking, on top of the verdict's
+            body[self.max_tokens_field] = request.max_tokens + self.reasoning_budget
         fmt = self._response_format(request)
         if fmt is not None:
             body["response_format"] = fmt
@@ -267,6 +310,7 @@ class OpenAIClient(Adaptive, HTTPClient):
                 output_tokens=int(usage.get("completion_tokens") or 0),
                 requests=1,
                 cached_input_tokens=_cached_tokens(usage, body.get("timings")),
+                reasoning_tokens=_reasoning_tokens(usage),
             ),
             logprobs=_parse_logprobs(choice.get("logprobs")),
             refusal=message.get("refusal") or None,
@@ -283,6 +327,16 @@ def _cached_tokens(usage: Any, timings: Any) -> int:
     if not isinstance(cached, int) and isinstance(timings, dict):
         cached = timings.get("cache_n")
     return max(0, cached) if isinstance(cached, int) else 0
+
+
+def _reasoning_tokens(usage: Any) -> int:
+    """Output tokens spent thinking: ``usage.completion_tokens_details.reasoning_tokens`` (OpenAI,
+    vLLM), or a top-level ``usage.reasoning_tokens`` (some gateways); 0 where not said."""
+    details = usage.get("completion_tokens_details")
+    count = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if not isinstance(count, int):
+        count = usage.get("reasoning_tokens")
+    return max(0, count) if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def _token_text(item: Any) -> str:
