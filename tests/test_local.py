@@ -327,3 +327,13 @@ def test_running_local_judge_is_recognised_by_its_alias(api: respx.MockRouter) -
     assert running_local_judge() is None
     route.mock(side_effect=httpx.ConnectError("refused"))
     assert running_local_judge() is None
+
+
+def test_repeat_penalty_is_the_servers_default(model: Path) -> None:
+    command = LocalJudgeServer(model, port=9).command()
+    assert command[command.index("--repeat_penalty") + 1] == "1.1"
+    quiet = LocalJudgeServer(model, port=9, repeat_penalty=1.0).command()
+    assert quiet[quiet.index("--repeat_penalty") + 1] == "1.0"
+    for bad in (0, -1.0, 3.0, True):
+        with pytest.raises(ConfigurationError, match="repeat_penalty"):
+            LocalJudgeServer(model, repeat_penalty=bad)

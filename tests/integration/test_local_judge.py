@@ -82,6 +82,12 @@ def test_the_server_is_ours_and_refuses_requests_without_its_key(
     assert {server.alias, server.launch_alias} <= set(entry["aliases"])
 
 
+def test_the_servers_default_repeat_penalty_is_ours(server: LocalJudgeServer) -> None:
+    root = server.base_url.removesuffix("/v1")
+    props = httpx.get(f"{root}/props", headers=server.headers).json()
+    assert props["default_generation_settings"]["params"]["repeat_penalty"] == pytest.approx(1.1)
+
+
 async def test_rubric_judge_json_schema_exact_reads_and_logprobs(server: LocalJudgeServer) -> None:
     client = local_client(server.base_url, model=server.alias, api_key=server.api_key)
     judge = RubricJudge(

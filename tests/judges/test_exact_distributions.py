@@ -344,3 +344,44 @@ def test_letter_labels_are_single_characters() -> None:
     assert list(labels)[:3] == ["A", "B", "C"] and labels["T"] == 20
     with pytest.raises(ConfigurationError):
         letter_labels(list(range(30)))
+
+
+# -- per-slot caches -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("server", "slots"), [("llamacpp", True), ("vllm", False), ("sglang", False)])
+def test_llama_server_keeps_its_cache_per_slot(server: Any, slots: bool) -> None:
+    assert OpenAIClient("m", base_url=BASE, server=server).capabilities.slot_cache is slots
+
+
+@pytest.mark.parametrize(("slot_cache", "most"), [(True, 1), (False, 2)])
+async def test_reads_of_one_answer_go_one_at_a_time_where_slots_cache(
+    slot_cache: bool, most: int
+) -> None:
+    """Sent together, the reads of one verdict land on different llama.cpp slots and all but one
+    evaluate the whole prompt again; one at a time, each finds the last in its slot."""
+    import asyncio
+
+    in_flight = [0]
+    peak = [0]
+
+    async def handler(request: ChatRequest) -> Any:
+        if request.messages[-1].role != "assistant":
+            return VERDICT
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        for _ in range(3):  # yield to the loop: a concurrent read would start meanwhile
+            await asyncio.sleep(0)
+        in_flight[0] -= 1
+        return choice_response({"4": 0.75, "5": 0.25})
+
+    client = FunctionClient(
+        handler,
+        capabilities=Capabilities(
+            logprobs=True, max_top_logprobs=20, prefill_choice=True, slot_cache=slot_cache
+        ),
+    )
+    result = await RubricJudge(client, criteria=CRITERIA).ajudge("q", "an answer")
+    assert result.scoring == "exact" and len(client.calls) == 3
+    assert result.expected == pytest.approx({"correct": 4.25, "clear": 4.25})
+    assert peak[0] == most

@@ -30,14 +30,26 @@ __all__ = ["local", "serve"]
     help="0 picks a free port.",
 )
 @click.option("--n-ctx", type=click.IntRange(min=512), default=4096, show_default=True)
-def local(model: Path | None, host: str, port: int, n_ctx: int) -> None:
+@click.option(
+    "--repeat-penalty",
+    type=click.FloatRange(0, 2, min_open=True),
+    default=1.1,
+    show_default=True,
+    help="The server's default for requests that set none (keeps a small judge from looping).",
+)
+def local(model: Path | None, host: str, port: int, n_ctx: int, repeat_penalty: float) -> None:
     """Serve the offline judge (llama.cpp's server, OpenAI-compatible) until Ctrl-C; prints its
     base_url (a free port when the requested one is taken)."""
     from .local import LocalJudgeServer
 
     with _friendly_errors():
         server = LocalJudgeServer(
-            model, host=host, port=port or None, any_port_if_taken=True, n_ctx=n_ctx
+            model,
+            host=host,
+            port=port or None,
+            any_port_if_taken=True,
+            n_ctx=n_ctx,
+            repeat_penalty=repeat_penalty,
         )
         with server:
             click.echo(server.base_url)

@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n_ctx", type=int, required=True, help="context shared by all slots")
     parser.add_argument("--n_parallel", type=int, default=1, help="slots (concurrent requests)")
     parser.add_argument("--n_threads", type=int, default=None)
+    parser.add_argument("--repeat_penalty", type=float, default=1.0, help="default for requests")
     return parser.parse_args(argv)
 
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_threads is not None:
         params.cpuparams.n_threads = args.n_threads
         params.cpuparams_batch.n_threads = args.n_threads
+    params.sampling.penalty_repeat = args.repeat_penalty
     key = os.environ.get(API_KEY_ENV)
     if key:
         params.api_keys = [key]

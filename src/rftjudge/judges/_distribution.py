@@ -95,11 +95,18 @@ async def exact_each(
     labels: Labels[V],
     what: Callable[[K], str],
 ) -> tuple[dict[K, dict[V, float] | None], Usage]:
-    """:func:`exact` at several places of one answer; the reads share its prefix and go together."""
+    """:func:`exact` at several places of one answer. The reads share its prefix: together where
+    the server's prefix cache serves every request, one after another where each slot keeps its own
+    (``Capabilities.slot_cache``), so that each read finds the one before it in the same slot."""
     keys = list(offsets)
-    reads = await asyncio.gather(
-        *(exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys)
-    )
+    if reader.one_at_a_time:
+        reads = [await exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys]
+    else:
+        reads = list(
+            await asyncio.gather(
+                *(exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys)
+            )
+        )
     total = Usage()
     for _, usage in reads:
         total = total + usage

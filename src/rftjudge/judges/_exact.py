@@ -68,6 +68,8 @@ class ExactReader:
         self.top_logprobs = max(
             1, min(20, int(getattr(capabilities, "max_top_logprobs", 20) or 20))
         )
+        # Per-slot prefix caches (llama.cpp): the reads of one answer go one after another.
+        self.one_at_a_time = bool(getattr(capabilities, "slot_cache", False))
         self.reads = 0
         self.fallbacks = 0
 
