@@ -121,7 +121,7 @@ def plan_run(
     plan = Plan(mode=mode, columns=columns, out=Path(out), judge_id=judge_id)
     done = latest_results(plan.out)
     first: Mapping[str, Any] | None = None
-    with_rubric_column = False
+    rubric_seen = False
     kept: list[tuple[int, dict[str, Any]]] = []
     for index, row in enumerate(rows):
         if limit is not None and index >= limit:
@@ -130,7 +130,7 @@ def plan_run(
             _check_columns(row, columns, mode)
             first = row
         row = row if isinstance(row, BadRow) else dict(row)
-        with_rubric_column = with_rubric_column or bool(columns.rubric and columns.rubric in row)
+        rubric_seen = rubric_seen or bool(columns.rubric and columns.rubric in row)
         if grouped:
             kept.append((index, row))
             continue
@@ -139,7 +139,7 @@ def plan_run(
         count(plan, status)
         if status != "skip":
             plan.pending.append((index, row))
-    if columns.rubric_named and first is not None and not with_rubric_column:
+    if columns.rubric_named and first is not None and not rubric_seen:
         raise ConfigurationError(
             f"no row of the data has the rubric column {columns.rubric!r} (columns: "
             f"{', '.join(map(str, first))}); name the right one with --rubric-column"
