@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ._cli_errors import _one_line
+from ._config_files import with_rubric_column
 from .config import DEFAULT_JUDGE, DEFAULT_PREFERENCE_JUDGE, JudgeConfig, fingerprint, load_config
 from .scoring import (
     Columns,
@@ -84,6 +85,17 @@ def _data_options(func: F) -> F:
     return func
 
 
+def _rubric_option(func: F) -> F:
+    """``--rubric-column``, for the commands that judge rows with a rubric judge."""
+    return click.option(
+        "--rubric-column",
+        default=None,
+        help="Column holding each row's own rubric (docs/rubrics.md); turns per-row rubrics on "
+        "for a rubric judge, which then needs no criteria. Default: the judge config's "
+        "rubric_column, else `rubric` when the data has it.",
+    )(func)
+
+
 def _default_out(data: str, suffix: str) -> Path:
     """Next to the data (``dir/data.jsonl`` → ``dir/data.scores.jsonl``); for ``hf:NAME``, in the
     current directory. The commands print where their results went."""
@@ -118,11 +130,22 @@ def _logging(verbose: bool) -> Iterator[None]:
         logger.setLevel(saved[2])
 
 
-def _judge_config(judge_file: Path | None, mode: Mode, *, groups: bool = False) -> JudgeConfig:
+def _judge_config(
+    judge_file: Path | None,
+    mode: Mode,
+    *,
+    groups: bool = False,
+    rubric_column: str | None = None,
+) -> JudgeConfig:
     """The judge of a command; a listwise one is refused before any data is read, unless the
-    command judges ``groups`` (``score``, which then checks the judge itself)."""
-    default = DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
-    config = load_config(judge_file) if judge_file is not None else default
+    command judges ``groups`` (``score``, which then checks the judge itself).
+    ``rubric_column`` (``--rubric-column``) replaces the config's."""
+    if judge_file is not None:
+        config = load_config(judge_file, rubric_column=rubric_column)
+    else:
+        config = DEFAULT_JUDGE if mode == "score" else DEFAULT_PREFERENCE_JUDGE
+        if rubric_column is not None:
+            config = with_rubric_column(config, rubric_column, source="the default judge")
     if config.type == "listwise" and not groups:
         check_judge_type(config, mode)
     return config
@@ -193,11 +216,17 @@ def _finish(config: JudgeConfig, plan: Plan, *, sort: bool, as_json: bool) -> No
             click.echo(line)
 
 
-def _columns(common: dict[str, Any], **names: Any) -> Columns:
+def _columns(
+    common: dict[str, Any], config: JudgeConfig, rubric_column: str | None = None, **names: Any
+) -> Columns:
+    """The data's columns; per-row rubrics come from ``--rubric-column``, else the config's
+    ``rubric_column``, else ``rubric`` (read when the data has it and the judge takes rubrics)."""
     return Columns(
         prompt=common["prompt_column"],
         reference=common["reference_column"] or None,
         id=common["id_column"] or None,
+        rubric=rubric_column or config.rubric_column or "rubric",
+        rubric_named=rubric_column is not None,
         **names,
     )
 

@@ -19,11 +19,14 @@ from .._errors import ConfigurationError
 from .._key_variables import key_variable_problem
 from ._config_schema import _TYPE_FIELDS, JudgeConfig
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["load_config", "parse_config", "with_rubric_column"]
 
 
-def load_config(path: str | Path) -> JudgeConfig:
-    """Read and validate a judge config file (``.yaml``/``.yml``, ``.toml`` or ``.json``)."""
+def load_config(path: str | Path, *, rubric_column: str | None = None) -> JudgeConfig:
+    """Read and validate a judge config file (``.yaml``/``.yml``, ``.toml`` or ``.json``).
+
+    ``rubric_column``: see :func:`parse_config`.
+    """
     file = Path(path)
     try:
         text = read_capped(file)
@@ -33,14 +36,21 @@ def load_config(path: str | Path) -> JudgeConfig:
         data = _parse_text(file, text)
     except RecursionError:  # [[[[...]]]] thousands deep: the parsers recurse
         raise ConfigurationError(f"{file}: the judge config is nested too deeply") from None
-    config = parse_config(data, source=str(file))
+    config = parse_config(data, source=str(file), rubric_column=rubric_column)
     if config.template is not None:
         config = config.model_copy(update={"template": _resolve_template(config.template, file)})
     return config
 
 
-def parse_config(data: object, *, source: str = "<config>") -> JudgeConfig:
-    """Validate an already-parsed config mapping; errors name ``source``, the field and the problem."""
+def parse_config(
+    data: object, *, source: str = "<config>", rubric_column: str | None = None
+) -> JudgeConfig:
+    """Validate an already-parsed config mapping; errors name ``source``, the field and the problem.
+
+    ``rubric_column`` (``rftjudge score --rubric-column``) replaces the file's: the judge reads
+    per-row rubrics from that data column, and so needs no ``criteria`` (see
+    :func:`with_rubric_column`).
+    """
     if not isinstance(data, Mapping):
         raise ConfigurationError(
             f"{source}: a judge config must be a mapping of fields, got {type(data).__name__}"
@@ -55,8 +65,26 @@ def parse_config(data: object, *, source: str = "<config>") -> JudgeConfig:
             for err in exc.errors()
         )
         raise ConfigurationError(f"{source}: {problems}") from None
+    if rubric_column is not None:
+        config = with_rubric_column(config, rubric_column, source=source)
     _check_combination(config, source)
     return config
+
+
+def with_rubric_column(
+    config: JudgeConfig, column: str, *, source: str = "<config>"
+) -> JudgeConfig:
+    """``config`` reading per-row rubrics from the data column ``column`` — the one setting a
+    command line gives on top of a judge file, since a data set names its own columns. Only a
+    rubric judge reads rubrics: any other type is an error naming it."""
+    if not isinstance(column, str) or not column.strip():
+        raise ConfigurationError(f"the rubric column needs a name; got {column!r}")
+    if config.type != "rubric":
+        raise ConfigurationError(
+            f"{source}: per-row rubrics (column {column!r}) need a rubric judge (type: rubric); "
+            f"this is a {config.type} judge"
+        )
+    return config.model_copy(update={"rubric_column": column})
 
 
 def _pydantic_message(err: Mapping[str, Any]) -> str:
@@ -71,7 +99,8 @@ def _check_combination(config: JudgeConfig, source: str) -> None:
     if config.type == "rubric" and not config.criteria and "rubric_column" not in given:
         raise ConfigurationError(
             f"{source}: field `criteria`: a rubric judge needs at least one criterion "
-            "(a list of {name, description, weight}), or `rubric_column` for per-row rubrics"
+            "(a list of {name, description, weight}), or `rubric_column` for per-row rubrics "
+            "(on the command line: --rubric-column)"
         )
     own = set(_TYPE_FIELDS[config.type])
     others = {f for fields in _TYPE_FIELDS.values() for f in fields} - own

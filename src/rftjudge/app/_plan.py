@@ -63,6 +63,9 @@ class Columns:
     a prompt)."""
     rubric: str | None = "rubric"
     """Per-row rubrics, read when the judge takes them (``RubricJudge.rubric_column``)."""
+    rubric_named: bool = False
+    """The rubric column was named on purpose (``--rubric-column``): data in which no row has it
+    is an error, not every row silently judged without its rubric."""
 
     def judged(self, mode: Mode) -> tuple[str, ...]:
         if mode == "score":

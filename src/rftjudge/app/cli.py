@@ -37,6 +37,7 @@ from ._cli_run import (
     _judge_config,
     _logging,
     _plan,
+    _rubric_option,
     _run,
 )
 from ._cli_serve import local, serve
@@ -91,6 +92,7 @@ def app(debug: bool) -> None:
     default=None,
     help="Also write the results, in input order, as Parquet (needs pyarrow).",
 )
+@_rubric_option
 def score(
     data: str,
     judge_file: Path | None,
@@ -102,6 +104,7 @@ def score(
     ray_actors: int,
     group_column: str | None,
     parquet: Path | None,
+    rubric_column: str | None,
     **common: Any,
 ) -> None:
     """Score each row of DATA (JSONL, JSON, CSV, Parquet, a folder saved by `datasets`,
@@ -109,12 +112,14 @@ def score(
     soon as it is judged. With a listwise judge (or --group-column), the rows of a prompt are
     judged together, as a group."""
     with _logging(common.pop("verbose")), _friendly_errors():
-        config = _judge_config(judge_file, "score", groups=True)
+        config = _judge_config(judge_file, "score", groups=True, rubric_column=rubric_column)
         grouped = group_column is not None or config.type == "listwise"
         check_judge_type(config, "score", grouped=grouped)
         if grouped and use_ray:
             raise ConfigurationError("--ray judges rows one at a time: no group mode with it")
-        columns = _columns(common, response=response_column, group=group_column)
+        columns = _columns(
+            common, config, rubric_column, response=response_column, group=group_column
+        )
         out = output or _default_out(data, ".scores.jsonl")
         plan = _plan(data, out, "score", columns, config, common, grouped=grouped)
         _run(config, plan, common["quiet"], ray_actors if use_ray else None)
@@ -155,7 +160,7 @@ def compare(
     judge: both orders are asked, disagreeing orders become a tie)."""
     with _logging(common.pop("verbose")), _friendly_errors():
         config = _judge_config(judge_file, "compare")
-        columns = _columns(common, response_a=a_column, response_b=b_column)
+        columns = _columns(common, config, response_a=a_column, response_b=b_column)
         out = output or _default_out(data, ".preferences.jsonl")
         plan = _plan(data, out, "compare", columns, config, common)
         _run(config, plan, common["quiet"])
@@ -182,6 +187,7 @@ def compare(
     "Default: DATA's name + -calibration.",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@_rubric_option
 def calibrate(
     data: str,
     judge_file: Path | None,
@@ -192,6 +198,7 @@ def calibrate(
     criterion: str | None,
     report_dir: Path | None,
     no_plots: bool,
+    rubric_column: str | None,
     **common: Any,
 ) -> None:
     """Agreement between a judge and human labels in DATA: accuracy, Cohen's and quadratic-weighted
@@ -203,10 +210,15 @@ def calibrate(
     from .report import calibrate_records, write_report
 
     with _logging(common.pop("verbose")), _friendly_errors():
-        config = _judge_config(judge_file, "score")
+        config = _judge_config(judge_file, "score", rubric_column=rubric_column)
         mode: Mode = "score" if config.type == "rubric" else "compare"
         columns = _columns(
-            common, response=response_column, response_a=a_column, response_b=b_column
+            common,
+            config,
+            rubric_column,
+            response=response_column,
+            response_a=a_column,
+            response_b=b_column,
         )
         rows = list(read_rows(data, split=common["split"]))[: common["limit"]]
         first = next((row for row in rows if not isinstance(row, BadRow)), None)

@@ -46,6 +46,7 @@ from .._errors import (
     ConfigurationError,
     JudgeError,
 )
+from ..judges._rubric_rows import RowInput
 from ..judges.base import BaseJudge
 from ..judges.rubric import with_rubric
 from ._grouped import judge_group, plan_groups
@@ -119,15 +120,17 @@ def plan_run(
     columns = columns or Columns()
     plan = Plan(mode=mode, columns=columns, out=Path(out), judge_id=judge_id)
     done = latest_results(plan.out)
-    checked = False
+    first: Mapping[str, Any] | None = None
+    rubric_seen = False
     kept: list[tuple[int, dict[str, Any]]] = []
     for index, row in enumerate(rows):
         if limit is not None and index >= limit:
             break
-        if not checked and not isinstance(row, BadRow):
+        if first is None and not isinstance(row, BadRow):
             _check_columns(row, columns, mode)
-            checked = True
+            first = row
         row = row if isinstance(row, BadRow) else dict(row)
+        rubric_seen = rubric_seen or bool(columns.rubric and columns.rubric in row)
         if grouped:
             kept.append((index, row))
             continue
@@ -136,6 +139,11 @@ def plan_run(
         count(plan, status)
         if status != "skip":
             plan.pending.append((index, row))
+    if columns.rubric_named and first is not None and not rubric_seen:
+        raise ConfigurationError(
+            f"no row of the data has the rubric column {columns.rubric!r} (columns: "
+            f"{', '.join(map(str, first))}); name the right one with --rubric-column"
+        )
     if grouped:
         plan_groups(plan, kept, done, retry_failed)
     return plan
@@ -278,8 +286,8 @@ async def _judge_row(
     reference = row.get(columns.reference) if columns.reference else None
     if reference == "":
         reference = None  # an empty CSV cell is no reference
-    if columns.rubric and columns.rubric in row and getattr(judge, "rubric_column", None):
-        reference = with_rubric(reference, row[columns.rubric], index)
+    if columns.rubric and getattr(judge, "rubric_column", None):
+        reference = _with_row_rubric(reference, row.get(columns.rubric), index)
     try:
         if plan.mode == "score":
             outcome = await judge.ajudge_safe(row[columns.prompt], row[columns.response], reference)
@@ -290,6 +298,16 @@ async def _judge_row(
     if isinstance(outcome, BaseException):
         return [{**record, **error_fields(outcome)}]
     return [{**record, "ok": True, **_dump(outcome)}]
+
+
+def _with_row_rubric(reference: Any, rubric: Any, index: int) -> Any:
+    """The reference with the row's rubric attached. A row without one (no such key, an empty
+    cell) still carries its index: the judge gives it the judge-wide criteria, or — having none —
+    fails just that row with kind ``"invalid_rubric"`` naming it."""
+    if isinstance(rubric, str) and not rubric.strip():
+        rubric = None  # an empty CSV cell is no rubric, as it is no reference
+    attached = with_rubric(reference, rubric, index)
+    return attached if isinstance(attached, RowInput) else RowInput(reference, None, index)
 
 
 async def _compare(judge: Any, row: Mapping[str, Any], columns: Columns) -> Any:

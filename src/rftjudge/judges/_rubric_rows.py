@@ -25,12 +25,22 @@ from ._aggregate import Combined, chunks, combine_explicit, combine_implicit
 from ._criteria import Scale
 from ._rubric_ask import ChunkRead, Shape, ShapeCache, ask_chunk, gather_all, read_expected
 from ._rubric_items import InvalidRubricError, Rubric, RubricItem, parse_rubric
-from .base import BaseJudge, R
+from .base import BaseJudge, R, RewardBase
 
 if TYPE_CHECKING:
     from ._exact import ExactReader
 
-__all__ = ["RowInput", "RowOutcome", "RowRubrics", "RowSettings", "judge_row", "with_rubric"]
+__all__ = [
+    "RowInput",
+    "RowOutcome",
+    "RowRubrics",
+    "RowSettings",
+    "RubricKeywords",
+    "judge_row",
+    "member_reference",
+    "members_column",
+    "with_rubric",
+]
 
 Aggregate = Literal["explicit", "implicit"]
 _BASE = ("judge-wide criteria",)  # the cache key of the rubric of rows without their own
@@ -53,6 +63,34 @@ def with_rubric(reference: Any, rubric: Any, row: int | None = None) -> Any:
 def _missing(rubric: Any) -> bool:
     """No rubric in this cell (None, pandas' NaN): the judge-wide criteria apply."""
     return rubric is None or (isinstance(rubric, float) and math.isnan(rubric))
+
+
+def reads_rubrics(judge: Any) -> bool:
+    """Whether ``judge`` takes per-row rubrics: it names a ``rubric_column``."""
+    column = getattr(judge, "rubric_column", None)
+    return isinstance(column, str) and bool(column)
+
+
+def member_reference(member: Any, reference: Any) -> Any:
+    """What a composite judge (ensemble, cascade) passes ``member`` as its reference: the row's
+    rubric still attached when the member reads rubrics, the bare reference otherwise — a member
+    that takes no rubric is judged exactly as it would be alone."""
+    if isinstance(reference, RowInput) and not reads_rubrics(member):
+        return reference.reference
+    return reference
+
+
+def members_column(members: Sequence[Any]) -> str | None:
+    """A composite judge's ``rubric_column``: the one its rubric-reading members share (None when
+    no member reads rubrics). Members naming different columns are a configuration error: a row
+    carries one rubric."""
+    columns = sorted({m.rubric_column for m in members if reads_rubrics(m)})
+    if len(columns) > 1:
+        raise ConfigurationError(
+            f"members read per-row rubrics from different columns ({', '.join(map(repr, columns))}):"
+            " a row carries one rubric, so give them one rubric_column"
+        )
+    return columns[0] if columns else None
 
 
 def row_rubric(judge: Any, reference: Any, row: Mapping[str, Any], index: int | None = None) -> Any:
@@ -132,39 +170,12 @@ class RowOutcome:
         }
 
 
-class RowRubrics(BaseJudge[R]):
-    """The ``rubric=`` / ``rubrics=`` keywords on a judge's reward methods, and parsing with a
-    cache (a GRPO group shares one rubric; training revisits it every epoch)."""
+class RubricKeywords(RewardBase[R]):
+    """The ``rubric=`` / ``rubrics=`` keywords on a judge's reward methods: each attaches the
+    row's rubric to its reference (:class:`RowInput`), which the judge's ``ajudge`` unwraps —
+    the rubric judge parses it, a composite judge hands it to the members that read rubrics."""
 
-    rubric_column: str | None = "rubric"
-    max_rubric_items: int = 64
-    base_items: tuple[RubricItem, ...] = ()
-
-    def rubric_of(self, raw: Any, row: int | None) -> Rubric:
-        """The row's rubric (judge-wide criteria first), or InvalidRubricError naming the row."""
-        where = "this row" if row is None else f"row {row}"
-        cache: OrderedDict[Any, Rubric] = self.__dict__.setdefault("_rubric_cache", OrderedDict())
-        if raw is None:
-            if not self.base_items:
-                column = f"column {self.rubric_column!r}" if self.rubric_column else "rubric="
-                raise InvalidRubricError(
-                    f"{where} has no rubric ({column} empty) and the judge has no criteria"
-                )
-            return cache.setdefault(_BASE, Rubric(self.base_items))
-        try:
-            key: Any = raw if isinstance(raw, str) else repr(raw)
-        except Exception:  # pragma: no cover - repr of user objects
-            key = None
-        found = cache.get(key) if key is not None else None
-        if found is not None:
-            cache.move_to_end(key)
-            return found
-        rubric = parse_rubric(raw, base=self.base_items, max_items=self.max_rubric_items, row=row)
-        if key is not None:
-            cache[key] = rubric
-            if len(cache) > 4096:
-                cache.popitem(last=False)
-        return rubric
+    rubric_column: str | None = None
 
     async def areward(
         self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
@@ -231,6 +242,41 @@ class RowRubrics(BaseJudge[R]):
         return run_sync(
             self.areward_batch(prompts, responses, references, deadline=deadline, rubrics=rubrics)
         )
+
+
+class RowRubrics(RubricKeywords[R], BaseJudge[R]):
+    """A model judge with per-row rubrics: the keywords, and parsing with a cache (a GRPO group
+    shares one rubric; training revisits it every epoch)."""
+
+    rubric_column: str | None = "rubric"
+    max_rubric_items: int = 64
+    base_items: tuple[RubricItem, ...] = ()
+
+    def rubric_of(self, raw: Any, row: int | None) -> Rubric:
+        """The row's rubric (judge-wide criteria first), or InvalidRubricError naming the row."""
+        where = "this row" if row is None else f"row {row}"
+        cache: OrderedDict[Any, Rubric] = self.__dict__.setdefault("_rubric_cache", OrderedDict())
+        if raw is None:
+            if not self.base_items:
+                column = f"column {self.rubric_column!r}" if self.rubric_column else "rubric="
+                raise InvalidRubricError(
+                    f"{where} has no rubric ({column} empty) and the judge has no criteria"
+                )
+            return cache.setdefault(_BASE, Rubric(self.base_items))
+        try:
+            key: Any = raw if isinstance(raw, str) else repr(raw)
+        except Exception:  # pragma: no cover - repr of user objects
+            key = None
+        found = cache.get(key) if key is not None else None
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+        rubric = parse_rubric(raw, base=self.base_items, max_items=self.max_rubric_items, row=row)
+        if key is not None:
+            cache[key] = rubric
+            if len(cache) > 4096:
+                cache.popitem(last=False)
+        return rubric
 
 
 async def judge_row(

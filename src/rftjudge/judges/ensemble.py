@@ -6,6 +6,11 @@ information too: it is reported per sample and logged, so a drift between judges
 
 A cascade asks a cheap judge first and escalates to an expensive one only when the cheap verdict
 is uncertain (inside ``band``) or failed — most samples are clear-cut, so most of the cost is saved.
+
+Per-row rubrics reach the members that read them: both composites take ``rubric=`` / ``rubrics=``
+like a :class:`~rftjudge.RubricJudge`, and their ``rubric_column`` is the one their rubric-reading
+members share, so trainer adapters, ``as_reward_func()`` and ``rftjudge score`` pass the row's
+rubric in; members that take no rubric get the bare reference and are judged as before.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from .._errors import ConfigurationError, JudgeError
 from .._types import Usage
+from ._rubric_rows import RubricKeywords, member_reference, members_column, with_rubric
 from .base import OnError, RewardBase
 
 __all__ = ["CascadeJudge", "CascadeResult", "EnsembleJudge", "EnsembleResult"]
@@ -39,7 +45,7 @@ class EnsembleResult(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
 
 
-class EnsembleJudge(RewardBase[EnsembleResult]):
+class EnsembleJudge(RubricKeywords[EnsembleResult]):
     """Judge with every member concurrently and aggregate.
 
     ``min_judges`` (default: a majority of members) must succeed, otherwise the sample fails.
@@ -82,10 +88,19 @@ class EnsembleJudge(RewardBase[EnsembleResult]):
             raise ConfigurationError(f"min_judges must be between 1 and {len(members)}")
         self.threshold = threshold
         self.member_failures: Counter[str] = Counter()
+        self.rubric_column = members_column(list(members.values()))
 
-    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> EnsembleResult:
+    async def ajudge(
+        self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
+    ) -> EnsembleResult:
+        """Every member's judgment, combined (``rubric``: this row's rubric, for the members that
+        read rubrics)."""
+        reference = with_rubric(reference, rubric)
         outcomes = await asyncio.gather(
-            *(j.ajudge(prompt, response, reference) for j in self.members.values()),
+            *(
+                j.ajudge(prompt, response, member_reference(j, reference))
+                for j in self.members.values()
+            ),
             return_exceptions=True,
         )
         scores: dict[str, float | None] = {}
@@ -153,7 +168,7 @@ class CascadeResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
 
-class CascadeJudge(RewardBase[CascadeResult]):
+class CascadeJudge(RubricKeywords[CascadeResult]):
     """Cheap judge first; the strong judge only when the cheap score lies in ``band`` or failed."""
 
     default_name = "cascade"
@@ -175,12 +190,20 @@ class CascadeJudge(RewardBase[CascadeResult]):
         self.strong = strong
         self.band = (low, high)
         self.escalations = 0
+        self.rubric_column = members_column([cheap, strong])
 
-    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> CascadeResult:
+    async def ajudge(
+        self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
+    ) -> CascadeResult:
+        """The cheap judgment, or the strong one when it is uncertain (``rubric``: this row's
+        rubric, for the judges that read rubrics)."""
+        reference = with_rubric(reference, rubric)
         cheap_score: float | None = None
         usage = Usage()
         try:
-            first = await self.cheap.ajudge(prompt, response, reference)
+            first = await self.cheap.ajudge(
+                prompt, response, member_reference(self.cheap, reference)
+            )
         except JudgeError:
             first = None
         if first is not None:
@@ -192,7 +215,9 @@ class CascadeJudge(RewardBase[CascadeResult]):
                     score=cheap_score, escalated=False, cheap_score=cheap_score, usage=usage
                 )
         self.escalations += 1
-        second = await self.strong.ajudge(prompt, response, reference)
+        second = await self.strong.ajudge(
+            prompt, response, member_reference(self.strong, reference)
+        )
         strong_score = self.strong.score_of(second)
         usage = usage + getattr(second, "usage", Usage())
         return CascadeResult(
