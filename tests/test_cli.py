@@ -378,7 +378,9 @@ def test_serve_openrlhf_wires_the_judge(judge_file: Path, monkeypatch: pytest.Mo
 def test_local_prints_the_base_url(fake_local: type[FakeLocalServer], tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
-    result = run("local", "--model", model, "--port", "0", "--n-ctx", "2048")
+    result = run(
+        "local", "--model", model, "--port", "0", "--n-ctx", "2048", "--repeat-penalty", "1.05"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == BASE
     (server,) = fake_local.instances
@@ -388,6 +390,7 @@ def test_local_prints_the_base_url(fake_local: type[FakeLocalServer], tmp_path: 
         "port": None,
         "any_port_if_taken": True,
         "n_ctx": 2048,
+        "repeat_penalty": 1.05,
     }
     assert f'rftjudge.client("llamacpp:local-judge@{BASE}")' in result.stderr
     assert "provider: llamacpp" in result.stderr
