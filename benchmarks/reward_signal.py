@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from rftjudge import Criterion, RubricJudge
-from rftjudge.calibration import spearman
 from rftjudge.app.local import LocalJudgeServer, local_client
+from rftjudge.calibration import spearman
 
 DATA = Path(__file__).with_name("data") / "groups.jsonl"
 CRITERIA = [
