@@ -198,10 +198,23 @@ def main() -> None:
     with judge_client(args) as (client, where):
         print(f"judge: {where}", flush=True)
         print(f"policy: {policy}; GRPO, {args.max_steps} steps", flush=True)
-        # A 135M judge now and then never closes its JSON: a short answer budget and no re-ask
-        # keep each step bounded (such a judgment fails, counted, and its sample gets no reward).
-        small = {"max_tokens": 160, "max_reasks": 0} if args.offline and not args.rule_judge else {}
+        # The local 135M judge on one CPU thread evaluates ~100 prompt tokens a second: a short
+        # answer budget, no re-ask, and expected scores from the verdict's own logprobs (exact
+        # reads, one more short request per criterion, are off) keep each step to seconds. A
+        # judgment that still fails is counted, and its sample gets no reward.
+        small = (
+            {"max_tokens": 160, "max_reasks": 0, "exact": False}
+            if args.offline and not args.rule_judge
+            else {}
+        )
         judge = RubricJudge(client, criteria=CRITERIA, scale=(1, 5), on_error="abstain", **small)
+        how = {"expected": "expected scores from logprobs", "sampled": "the written scores"}
+        print(
+            f"reward: a rubric judge ({', '.join(c.name for c in CRITERIA)}; scale 1-5), "
+            f"{how.get(judge.scoring, judge.scoring)}"
+            f"{' and exact reads' if judge.exact.enabled else ''}",
+            flush=True,
+        )
         reward = judge.as_reward_func(name="judge")
         last: dict[str, list[Any]] = {}
         calls = [0]

@@ -54,6 +54,7 @@ def test_main_job_trains_against_the_local_llm_judge(tmp_path: Path) -> None:
         r"judge: SmolLM2-135M-Instruct\S* on llama\.cpp's server .* at http://127\.0\.0\.1:\d+/v1",
         stdout,
     )
+    assert "reward: a rubric judge (correctness, concise; scale 1-5), expected scores" in stdout
     assert "steps: 2" in stdout
     assert len(re.findall(r"step \d/2: judged 4 completions in [\d.]+s: rewards", stdout)) == 2
     stats = re.search(r"judge stats: judgments=(\d+) failures=(\{.*\}) failure rate (\d+)%", stdout)
