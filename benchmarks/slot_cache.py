@@ -7,8 +7,12 @@ each for SmolLM2-135M on one CPU thread). This runs the default rubric judge (tw
 ``server="llamacpp"``) on GRPO groups of 8 from ``data/groups.jsonl`` under three configurations,
 interleaved group by group, against one ``LocalJudgeServer`` (``--slots`` slots):
 
-- ``exact, reads one at a time`` — the default since ``Capabilities.slot_cache``;
-- ``exact, reads together`` — the previous behaviour (all reads of a verdict sent at once);
+- ``exact, reads together`` — the default: all reads of a verdict queued at once, ahead of
+  queued verdicts (``ChatRequest.follow_up``);
+- ``exact, reads one at a time`` — each read sent when the one before it has answered
+  (``ExactReader.one_at_a_time``): for one judgment alone each read finds the last in its slot
+  (8 prompt tokens evaluated instead of 612), but in a batch a queued verdict takes the freed
+  slot between two reads;
 - ``no exact reads`` — expected scores from the verdict's own top logprobs, one request.
 
 Per configuration, from the server's own ``timings`` of every response: prompt tokens evaluated
@@ -37,7 +41,7 @@ sys.path.insert(0, str(HERE))
 from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
 
 DATA = HERE / "data" / "groups.jsonl"
-CONFIGS = ("exact, reads one at a time", "exact, reads together", "no exact reads")
+CONFIGS = ("exact, reads together", "exact, reads one at a time", "no exact reads")
 
 
 async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict[str, Any]:
@@ -84,7 +88,7 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
             )
             for name in CONFIGS
         }
-        judges["exact, reads together"].exact.one_at_a_time = False
+        judges["exact, reads one at a time"].exact.one_at_a_time = True
         current[0] = "warm-up"
         out["warm-up"] = {"verdict": [0, 0, 0], "read": [0, 0]}
         await judges["no exact reads"].areward("Say hi.", "Hi.")  # the shared prefix, cached

@@ -30,11 +30,6 @@ class Capabilities:
     prefill_choice: bool = False
     images: bool = False
     """Whether requests may carry image parts (the model must still be a vision model)."""
-    slot_cache: bool = False
-    """The server keeps its prefix cache per slot (llama.cpp's server), not shared by every
-    request (vLLM, SGLang): follow-ups of one answer then go one at a time, each finding the one
-    before it still cached in the same slot. Sent together, they land on different slots and all
-    but one evaluate the whole prompt again (measured: 612 tokens re-evaluated instead of 8)."""
 
 
 @runtime_checkable

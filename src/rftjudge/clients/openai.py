@@ -208,7 +208,6 @@ class OpenAIClient(Adaptive, HTTPClient):
             max_top_logprobs=20 if enabled else 0,
             prefill_choice=bool(self._prefill_choice and enabled),
             images=True,
-            slot_cache=self.server in ("llamacpp", "llama-cpp-python"),
         )
 
     def _make_auth_headers(self) -> dict[str, str]:

@@ -95,9 +95,12 @@ async def exact_each(
     labels: Labels[V],
     what: Callable[[K], str],
 ) -> tuple[dict[K, dict[V, float] | None], Usage]:
-    """:func:`exact` at several places of one answer. The reads share its prefix: together where
-    the server's prefix cache serves every request, one after another where each slot keeps its own
-    (``Capabilities.slot_cache``), so that each read finds the one before it in the same slot."""
+    """:func:`exact` at several places of one answer; the reads share its prefix and go together.
+
+    One after another (``reader.one_at_a_time``) looked better for llama.cpp's per-slot caches, and
+    is for one judgment alone; in a batch it lost the follow-up's place between two reads, a queued
+    verdict took the slot that held the prefix, and more prompt was evaluated again
+    (``benchmarks/slot_cache.py``)."""
     keys = list(offsets)
     if reader.one_at_a_time:
         reads = [await exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys]
