@@ -11,7 +11,7 @@ import pytest
 from rftjudge import CompositeReward, ConfigurationError, Criterion, EnsembleJudge
 from rftjudge.app.scoring import plan_run, run_plan
 
-from support.rubric_rows import RUBRIC, Recorder, Scripted, rubric_judge
+from support.rubric_rows import RUBRIC, Recorder, Scripted, reader_and_fixed, rubric_judge
 
 
 class SeenCheck:
@@ -28,12 +28,7 @@ class SeenCheck:
 
 
 def test_a_composite_forwards_row_rubrics_to_the_terms_that_read_them() -> None:
-    reader_model = Scripted({"c1": 5, "polite": 1})  # the row's items: 1/4 of the weight met
-    fixed_model = Scripted()
-    reader = rubric_judge(reader_model, name="reader")  # no criteria: per-row rubrics only
-    fixed = rubric_judge(
-        fixed_model, criteria=[Criterion(name="quality", description="good?")], rubric_column=None
-    )
+    (reader_model, reader), (fixed_model, fixed) = reader_and_fixed()
     plain = Recorder(0.5, "plain")
     check = SeenCheck()
     composite = CompositeReward(
@@ -52,17 +47,18 @@ def test_a_composite_forwards_row_rubrics_to_the_terms_that_read_them() -> None:
 
 async def test_a_composites_reward_function_passes_the_rubric_column() -> None:
     model = Scripted({"polite": 1})
-    reader = rubric_judge(model, name="reader", rubric_column="checklist")
-    composite = CompositeReward(terms={"reader": reader, "plain": Recorder(1.0, "plain")})
-    assert composite.rubric_column == "checklist"
-    func = composite.as_reward_func()
-    rewards = await func(
-        prompts=["2+2?", "2+2?"],
-        completions=["It is 4.", "Four."],
-        checklist=[RUBRIC, json.dumps(["says four"])],
+    check = SeenCheck()
+    composite = CompositeReward(
+        terms={"reader": rubric_judge(model, name="reader", rubric_column="checklist")},
+        gates={"valid": check},
     )
-    assert rewards == [pytest.approx((0.25 + 1.0) / 2), pytest.approx(1.0)]
+    assert composite.rubric_column == "checklist"
+    rows = {"checklist": [RUBRIC, json.dumps(["says four"])], "reference": ["4", "four"]}
+    func = composite.as_reward_func()
+    rewards = await func(prompts=["2+2?"] * 2, completions=["It is 4.", "Four."], **rows)
+    assert rewards == [pytest.approx(0.25), pytest.approx(1.0)]
     assert sorted(model.asked) == [["c1"], ["c1", "polite"]]
+    assert sorted(check.seen) == ["4", "four"]  # the gate: the reference column's text
 
 
 def test_single_row_keyword_and_a_bad_rubric_fail_that_sample_not_the_batch() -> None:

@@ -7,19 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rftjudge import CascadeJudge, ConfigurationError, Criterion, EnsembleJudge
+from rftjudge import CascadeJudge, ConfigurationError, EnsembleJudge
 from rftjudge.app.scoring import plan_run, run_plan
 
-from support.rubric_rows import RUBRIC, Recorder, Scripted, rubric_judge
+from support.rubric_rows import RUBRIC, Recorder, Scripted, reader_and_fixed, rubric_judge
 
 
 def test_an_ensemble_forwards_row_rubrics_to_the_members_that_read_them() -> None:
-    reader_model = Scripted({"c1": 5, "polite": 1})  # the row's items: 1/4 of the weight met
-    fixed_model = Scripted()
-    reader = rubric_judge(reader_model, name="reader")  # no criteria: per-row rubrics only
-    fixed = rubric_judge(
-        fixed_model, criteria=[Criterion(name="quality", description="good?")], rubric_column=None
-    )
+    (reader_model, reader), (fixed_model, fixed) = reader_and_fixed()
     plain = Recorder(0.5, "plain")
     ensemble = EnsembleJudge([reader, fixed, plain], min_judges=3)
     assert ensemble.rubric_column == "rubric"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rftjudge import ChatRequest, FunctionClient, RubricJudge
+from rftjudge import ChatRequest, Criterion, FunctionClient, RubricJudge
 from rftjudge.clients import Capabilities
 from rftjudge.judges.base import RewardBase
 
@@ -29,6 +29,18 @@ class Scripted:
 def rubric_judge(script: Scripted, **kwargs: Any) -> RubricJudge:
     client = FunctionClient(script, capabilities=Capabilities(logprobs=False))
     return RubricJudge(client, max_reasks=0, **kwargs)
+
+
+def reader_and_fixed() -> tuple[tuple[Scripted, RubricJudge], tuple[Scripted, RubricJudge]]:
+    """A judge that reads the row's rubric (no criteria; with :data:`RUBRIC`, 1/4 of the weight
+    met) and one with its own criterion that reads none, each with its scripted model."""
+    reader_model = Scripted({"c1": 5, "polite": 1})
+    fixed_model = Scripted()
+    reader = rubric_judge(reader_model, name="reader")
+    fixed = rubric_judge(
+        fixed_model, criteria=[Criterion(name="quality", description="good?")], rubric_column=None
+    )
+    return (reader_model, reader), (fixed_model, fixed)
 
 
 class Recorder(RewardBase[float]):
