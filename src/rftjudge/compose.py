@@ -17,6 +17,11 @@ is called (counted in ``stats.skipped_judge_calls``) — then all terms concurre
 gates (a criterion of a judge term that must pass, e.g. safety), then penalties. A judge term that
 fails makes the whole sample fail (abstain / neutral per ``on_error``): a reward computed from the
 remaining parts would be a different, wrong number. Each component is logged separately in TRL.
+
+Per-row rubrics reach the judge terms that read them, as in an ensemble: ``rubric=`` / ``rubrics=``
+like a :class:`~rftjudge.RubricJudge`, and the composite's ``rubric_column`` is the one its
+rubric-reading terms share, so trainer adapters, ``as_reward_func()`` and ``rftjudge score`` pass
+the row's rubric in. The other terms, checks and gates get the reference text, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ from ._errors import ConfigurationError
 from ._text import as_text, reference_text
 from ._types import Usage
 from .checks import Check
+from .judges._rubric_rows import (
+    RowInput,
+    RubricKeywords,
+    member_reference,
+    members_column,
+    with_rubric,
+)
 from .judges.base import OnError, RewardBase
 
 __all__ = ["CompositeResult", "CompositeReward", "CriterionGate"]
@@ -59,7 +71,7 @@ class CompositeResult(BaseModel):
 Component = RewardBase[Any] | Check
 
 
-class CompositeReward(RewardBase[CompositeResult]):
+class CompositeReward(RubricKeywords[CompositeResult]):
     """Weighted terms, gates and penalties combined into one reward (see the module docstring)."""
 
     default_name = "composite"
@@ -97,11 +109,23 @@ class CompositeReward(RewardBase[CompositeResult]):
         }
         self.gate_threshold = gate_threshold
         self._judge_terms = sum(isinstance(t, RewardBase) for t in self.terms.values())
+        self.rubric_column = members_column(
+            [t for t in self.terms.values() if isinstance(t, RewardBase)]
+        )
 
-    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> CompositeResult:
+    async def ajudge(
+        self, prompt: Any, response: Any, reference: Any = None, *, rubric: Any = None
+    ) -> CompositeResult:
+        """The composed reward of one sample (``rubric``: this row's rubric, for the judge terms
+        that read rubrics)."""
         p = as_text(prompt, what="prompt")
         r = as_text(response, what="response")
-        ref = reference_text(reference)
+        attached = with_rubric(reference, rubric)
+        if isinstance(attached, RowInput):  # judge terms that read rubrics get the row's
+            ref = reference_text(attached.reference)
+            judged: Any = RowInput(ref, attached.rubric, attached.row)
+        else:
+            ref = judged = reference_text(reference)
         components: dict[str, float] = {}
         for key, gate in self.gates.items():
             if isinstance(gate, CriterionGate):
@@ -112,7 +136,9 @@ class CompositeReward(RewardBase[CompositeResult]):
                 self.stats.skipped_judge_calls += self._judge_terms
                 return CompositeResult(score=0.0, components=components, gated_by=key)
         judges = {k: t for k, t in self.terms.items() if isinstance(t, RewardBase)}
-        results = await asyncio.gather(*(t.ajudge(p, r, ref) for t in judges.values()))
+        results = await asyncio.gather(
+            *(t.ajudge(p, r, member_reference(t, judged)) for t in judges.values())
+        )
         judgments = dict(zip(judges, results, strict=True))
         usage = Usage()
         for key, term in self.terms.items():

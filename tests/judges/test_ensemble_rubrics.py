@@ -4,67 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from rftjudge import (
-    CascadeJudge,
-    ChatRequest,
-    ConfigurationError,
-    Criterion,
-    EnsembleJudge,
-    FunctionClient,
-    RubricJudge,
-)
+from rftjudge import CascadeJudge, ConfigurationError, EnsembleJudge
 from rftjudge.app.scoring import plan_run, run_plan
-from rftjudge.clients import Capabilities
-from rftjudge.judges.base import RewardBase
 
-RUBRIC = ["says 4", {"id": "polite", "description": "is polite", "weight": 3}]
-
-
-class Scripted:
-    """A rubric judge's model: every item id gets ``scores`` (default 5); records the item ids."""
-
-    def __init__(self, scores: dict[str, int] | None = None) -> None:
-        self.scores = scores or {}
-        self.asked: list[list[str]] = []
-
-    def __call__(self, request: ChatRequest) -> str:
-        ids = list(request.output_schema["properties"]["scores"]["required"])  # type: ignore[index]
-        self.asked.append(ids)
-        return json.dumps({"rationale": "", "scores": {i: self.scores.get(i, 5) for i in ids}})
-
-
-def rubric_judge(script: Scripted, **kwargs: Any) -> RubricJudge:
-    client = FunctionClient(script, capabilities=Capabilities(logprobs=False))
-    return RubricJudge(client, max_reasks=0, **kwargs)
-
-
-class Recorder(RewardBase[float]):
-    """A judge that takes no rubric: a fixed score; records the reference it was given."""
-
-    def __init__(self, value: float, name: str) -> None:
-        super().__init__(name=name)
-        self.value = value
-        self.seen: list[Any] = []
-
-    async def ajudge(self, prompt: Any, response: Any, reference: Any = None) -> float:
-        self.seen.append(reference)
-        return self.value
-
-    def score_of(self, result: float) -> float:
-        return result
+from support.rubric_rows import RUBRIC, Recorder, Scripted, reader_and_fixed, rubric_judge
 
 
 def test_an_ensemble_forwards_row_rubrics_to_the_members_that_read_them() -> None:
-    reader_model = Scripted({"c1": 5, "polite": 1})  # the row's items: 1/4 of the weight met
-    fixed_model = Scripted()
-    reader = rubric_judge(reader_model, name="reader")  # no criteria: per-row rubrics only
-    fixed = rubric_judge(
-        fixed_model, criteria=[Criterion(name="quality", description="good?")], rubric_column=None
-    )
+    (reader_model, reader), (fixed_model, fixed) = reader_and_fixed()
     plain = Recorder(0.5, "plain")
     ensemble = EnsembleJudge([reader, fixed, plain], min_judges=3)
     assert ensemble.rubric_column == "rubric"

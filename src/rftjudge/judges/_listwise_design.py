@@ -1,6 +1,6 @@
 """The design math of listwise judging: ids, orders, windows, and combining the answers.
 
-Pure functions, no judge and no I/O: which orders a group is shown in (:func:`cyclic_shifts`), how a
+Pure functions, no judge and no I/O: the settings that shape the design (:func:`check_settings`), which orders a group is shown in (:func:`cyclic_shifts`), how a
 large group is cut into overlapping windows (:func:`windows`), the opaque ids candidates are shown
 under (:func:`opaque_ids`), and the least-squares fit that separates quality from position and
 request effects (:func:`additive_fit`). :mod:`rftjudge.judges.listwise` explains why each is so.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ParseError, TruncatedError
+from .._errors import ConfigurationError, ParseError, TruncatedError
 from .._types import Usage
 from ._bradley_terry import solve_spd
 from ._group import mean
@@ -24,6 +24,7 @@ __all__ = [
     "Outcome",
     "Request",
     "additive_fit",
+    "check_settings",
     "combine",
     "cyclic_shifts",
     "opaque_ids",
@@ -62,6 +63,33 @@ class Outcome:
     rationale: str
     raw: list[list[float]] = field(default_factory=list)
     info_fields: dict[str, Any] = field(default_factory=dict)
+
+
+def check_settings(
+    permutations: object,
+    aggregate: object,
+    alphabet: object,
+    chunk_size: object,
+    max_prompt_chars: object,
+    ridge: object,
+) -> None:
+    """The listwise judge's design settings, checked when it is built (one-line errors)."""
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise ConfigurationError(f"permutations must be an int >= 1; got {permutations!r}")
+    if aggregate not in ("mean", "debiased"):
+        raise ConfigurationError(f'aggregate must be "mean" or "debiased"; got {aggregate!r}')
+    if alphabet not in ("digits", "letters"):
+        raise ConfigurationError(f'alphabet must be "digits" or "letters"; got {alphabet!r}')
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 2:
+        raise ConfigurationError(f"chunk_size must be an int >= 2; got {chunk_size!r}")
+    if max_prompt_chars is not None and (
+        isinstance(max_prompt_chars, bool)
+        or not isinstance(max_prompt_chars, int)
+        or max_prompt_chars < 1
+    ):
+        raise ConfigurationError(f"max_prompt_chars must be an int > 0; got {max_prompt_chars!r}")
+    if not (isinstance(ridge, int | float) and math.isfinite(ridge) and ridge >= 0):
+        raise ConfigurationError(f"ridge must be a finite number >= 0; got {ridge!r}")
 
 
 def opaque_ids(texts: Sequence[str]) -> list[str]:

@@ -20,6 +20,7 @@ from .._types import ChatResponse, Message, Usage
 from ._criteria import Scale
 from ._distribution import Labels, exact_each, expectation, in_band
 from ._exact import ExactReader, letter_labels
+from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, verdict_schema
 
 __all__ = ["ScoreVocabulary", "exact_scores", "expected_scores", "output_schema", "verdict_model"]
 
@@ -70,30 +71,29 @@ class ScoreVocabulary:
         )
 
 
-def output_schema(ids: Sequence[str], score_schema: dict[str, Any]) -> dict[str, Any]:
-    """The verdict schema for one request: exactly ``len(ids)`` entries, ids from ``ids``."""
-    return {
-        "type": "object",
-        "properties": {
-            "rationale": {"type": "string"},
-            "scores": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "enum": list(ids)},
-                        "score": dict(score_schema),
-                    },
-                    "required": ["id", "score"],
-                    "additionalProperties": False,
-                },
-                "minItems": len(ids),
-                "maxItems": len(ids),
+def output_schema(
+    ids: Sequence[str],
+    score_schema: dict[str, Any],
+    rationale: Rationale = "before",
+    max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
+) -> dict[str, Any]:
+    """The verdict schema for one request: exactly ``len(ids)`` entries, ids from ``ids``; the
+    rationale where ``rationale`` puts it (:mod:`._rationale`)."""
+    scores = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "enum": list(ids)},
+                "score": dict(score_schema),
             },
+            "required": ["id", "score"],
+            "additionalProperties": False,
         },
-        "required": ["rationale", "scores"],
-        "additionalProperties": False,
+        "minItems": len(ids),
+        "maxItems": len(ids),
     }
+    return verdict_schema(rationale, max_chars, "scores", scores)
 
 
 def verdict_model(ids: Sequence[str], entry_model: type[BaseModel]) -> type[BaseModel]:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +71,7 @@ from ._listwise_design import (
     Answer,
     Outcome,
     Request,
+    check_settings,
     combine,
     cyclic_shifts,
     opaque_ids,
@@ -87,6 +87,7 @@ from ._listwise_verdict import (
     verdict_model,
 )
 from ._options import JudgeOptions, Scoring
+from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, check_rationale
 from .base import BaseJudge
 
 __all__ = ["ListwiseJudge", "ListwiseResult"]
@@ -113,7 +114,8 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
     0–10); ``permutations`` how many presentation orders to ask and combine (default 3);
     ``aggregate`` how (``"mean"`` or ``"debiased"``); ``chunk_size`` the most completions per
     request; ``max_prompt_chars`` an optional budget for a rendered request. ``template`` replaces
-    the bundled ``prompts/listwise.j2``.
+    the bundled ``prompts/listwise.j2``. ``rationale`` (``"before"`` the scores, the default;
+    ``"after"``; ``"none"``) and ``rationale_max_chars`` as for :class:`~rftjudge.RubricJudge`.
     """
 
     @legacy_positionals("scale", "permutations", "on_error", after=2)
@@ -132,34 +134,22 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         scoring: Scoring = "auto",
         exact: bool | None = None,
         ridge: float = 1.0,
+        rationale: Rationale = "before",
+        rationale_max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
         **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
         self.scale = Scale.parse(scale)
         if self.scale.binary:
             raise ConfigurationError("a listwise judge needs an integer scale, not pass/fail")
-        if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
-            raise ConfigurationError(f"permutations must be an int >= 1; got {permutations!r}")
-        if aggregate not in ("mean", "debiased"):
-            raise ConfigurationError(f'aggregate must be "mean" or "debiased"; got {aggregate!r}')
-        if alphabet not in ("digits", "letters"):
-            raise ConfigurationError(f'alphabet must be "digits" or "letters"; got {alphabet!r}')
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 2:
-            raise ConfigurationError(f"chunk_size must be an int >= 2; got {chunk_size!r}")
-        if max_prompt_chars is not None and (
-            isinstance(max_prompt_chars, bool)
-            or not isinstance(max_prompt_chars, int)
-            or max_prompt_chars < 1
-        ):
-            raise ConfigurationError(
-                f"max_prompt_chars must be an int > 0; got {max_prompt_chars!r}"
-            )
+        check_settings(permutations, aggregate, alphabet, chunk_size, max_prompt_chars, ridge)
         if scoring not in ("auto", "expected", "sampled"):
             raise ConfigurationError(
                 f'scoring must be "auto", "expected" or "sampled"; got {scoring!r}'
             )
-        if not (isinstance(ridge, int | float) and math.isfinite(ridge) and ridge >= 0):
-            raise ConfigurationError(f"ridge must be a finite number >= 0; got {ridge!r}")
+        check_rationale(rationale, rationale_max_chars)
+        self.rationale: Rationale = rationale
+        self.rationale_max_chars = rationale_max_chars
         if not options.get("name"):
             options["name"] = "listwise"
         options.setdefault("max_tokens", 2048)  # one verdict holds a score per candidate
@@ -193,7 +183,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
 
     def output_schema(self, ids: Sequence[str]) -> dict[str, Any]:
         """The verdict schema for one request: exactly ``len(ids)`` entries, ids from ``ids``."""
-        return output_schema(ids, self._score_schema)
+        return output_schema(ids, self._score_schema, self.rationale, self.rationale_max_chars)
 
     def render(
         self, prompt: str, reference: str | None, candidates: Sequence[tuple[str, str]]
@@ -207,6 +197,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             candidates=[{"id": cid, "text": text} for cid, text in candidates],
             ids=ids,
             output_schema=json.dumps(self.output_schema(ids)),
+            rationale=self.rationale,
         )
 
     def _verdict_model(self, ids: Sequence[str]) -> type[BaseModel]:

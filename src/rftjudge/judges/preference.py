@@ -68,6 +68,7 @@ from ._preference_verdict import (
     _StrictVerdict,
     _Verdict,
 )
+from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, check_rationale, verdict_schema
 from ._schedules import SCHEDULES, Schedule
 from .base import BaseJudge
 
@@ -86,6 +87,8 @@ class PreferenceJudge(BaseJudge[Preference]):
     ``comparisons_per_completion`` is k of ``"circular"``/``"auto"`` and the number of rounds of
     ``"adaptive"``), ``bt_prior_sd`` (the Bradley–Terry prior's spread). ``exact``: read label
     probabilities by prefill + constrained choice (default: when the client can).
+    ``rationale`` (``"before"`` the winner, the default; ``"after"``; ``"none"``) and
+    ``rationale_max_chars`` as for :class:`~rftjudge.RubricJudge` (see :mod:`._rationale`).
     """
 
     @legacy_positionals("swap", "allow_ties", "on_error", after=2)
@@ -103,10 +106,15 @@ class PreferenceJudge(BaseJudge[Preference]):
         schedule: Schedule = "auto",
         bt_prior_sd: float = 4.0,
         exact: bool | None = None,
+        rationale: Rationale = "before",
+        rationale_max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
         use_logprobs: bool | Unset | None = UNSET,
         **options: Unpack[JudgeOptions],
     ) -> None:
         self.criteria = check_criteria(criteria) if criteria else ()
+        check_rationale(rationale, rationale_max_chars)
+        self.rationale: Rationale = rationale
+        self.rationale_max_chars = rationale_max_chars
         if not isinstance(use_logprobs, Unset):
             scoring = scoring_from_logprobs(use_logprobs, "PreferenceJudge")
         if scoring not in ("auto", "expected", "sampled"):
@@ -141,15 +149,12 @@ class PreferenceJudge(BaseJudge[Preference]):
         self.exact = ExactReader(self, exact)
         self.labels: tuple[Label, ...] = ("A", "B", "tie") if allow_ties else ("A", "B")
         self._verdict_model = _Verdict if allow_ties else _StrictVerdict
-        self.output_schema: dict[str, Any] = {
-            "type": "object",
-            "properties": {
-                "rationale": {"type": "string"},
-                "winner": {"type": "string", "enum": list(self.labels)},
-            },
-            "required": ["rationale", "winner"],
-            "additionalProperties": False,
-        }
+        self.output_schema: dict[str, Any] = verdict_schema(
+            rationale,
+            rationale_max_chars,
+            "winner",
+            {"type": "string", "enum": list(self.labels)},
+        )
         self._schema_text = json.dumps(self.output_schema)
         self._criteria_vars = [c.model_dump() for c in self.criteria]
         self.template = PromptTemplate(template if template is not None else "preference.j2")
@@ -174,6 +179,7 @@ class PreferenceJudge(BaseJudge[Preference]):
             criteria=self._criteria_vars,
             allow_ties=self.allow_ties,
             output_schema=self._schema_text,
+            rationale=self.rationale,
         )
 
     # -- one comparison --------------------------------------------------------------------------

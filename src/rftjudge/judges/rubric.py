@@ -36,6 +36,7 @@ from ._aggregate import row_metrics
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria, verdict_field
 from ._exact import ExactReader
 from ._options import JudgeOptions, Scoring
+from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, check_rationale, verdict_schema
 from ._rubric_ask import ShapeCache
 from ._rubric_items import InvalidRubricError, RubricError, RubricItem, criteria_items
 from ._rubric_rows import (
@@ -50,13 +51,6 @@ from ._rubric_rows import (
 from ._scoring import exact_scores, expected_scores
 
 logger = logging.getLogger("rftjudge")
-
-Rationale = Literal["before", "after", "none"]
-"""Where the verdict's rationale goes: ``before`` the scores (the judge reasons first), ``after``
-them (scores written first; the rationale explains them), or ``none`` (scores only: the fewest
-generated tokens, for scoring from logprobs)."""
-DEFAULT_RATIONALE_MAX_CHARS = 800
-"""The rationale's ``maxLength`` in the verdict schema (about 200 tokens)."""
 
 __all__ = [
     "Criterion",
@@ -200,18 +194,7 @@ class RubricJudge(RowRubrics[Judgment]):
         self.max_criteria = max_criteria
         self.max_rubric_items = max_rubric_items
         self.base_items: tuple[RubricItem, ...] = criteria_items(self.criteria)
-        if rationale not in ("before", "after", "none"):
-            raise ConfigurationError(
-                f'rationale must be "before", "after" or "none"; got {rationale!r}'
-            )
-        if rationale_max_chars is not None and (
-            isinstance(rationale_max_chars, bool)
-            or not isinstance(rationale_max_chars, int)
-            or rationale_max_chars < 1
-        ):
-            raise ConfigurationError(
-                f"rationale_max_chars must be a positive int or None; got {rationale_max_chars!r}"
-            )
+        check_rationale(rationale, rationale_max_chars)
         self.rationale: Rationale = rationale
         self.rationale_max_chars = rationale_max_chars
         self.scale = Scale.parse(scale)
@@ -459,15 +442,8 @@ def _verdict_schema(
     rationale: Rationale = "before",
     max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
 ) -> dict[str, Any]:
-    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts.
-
-    Constrained decoders write properties in schema order, so the order is where the rationale
-    goes. ``maxLength`` bounds it where the server enforces it (llama.cpp, vLLM, SGLang): a judge
-    looping inside its rationale is cut off with a valid verdict instead of running into
-    ``max_tokens`` (see :mod:`rftjudge.clients._schema` for providers that take no ``maxLength``).
-    The verdict model does not check the length: a longer rationale from a server that does not
-    enforce it is no reason to re-ask.
-    """
+    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts;
+    the rationale's place and bound: see :mod:`._rationale`."""
     score: dict[str, Any] = (
         {"type": "boolean"} if scale.binary else {"type": "integer", "enum": scale.values}
     )
@@ -478,17 +454,4 @@ def _verdict_schema(
         "required": names,
         "additionalProperties": False,
     }
-    text: dict[str, Any] = {"type": "string"}
-    if max_chars is not None:
-        text["maxLength"] = max_chars
-    properties: dict[str, Any] = {
-        "before": {"rationale": text, "scores": scores},
-        "after": {"scores": scores, "rationale": text},
-        "none": {"scores": scores},
-    }[rationale]
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+    return verdict_schema(rationale, max_chars, "scores", scores)
