@@ -411,3 +411,43 @@ async def test_a_missing_cell_means_no_rubric_and_rubric_column_none_reads_none(
     )
     reward_func = off.as_reward_func()
     assert await reward_func(prompts=["p"], completions=["a"], rubric=[["x"]]) == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("rationale", "order", "asked"),
+    [
+        ("before", ["rationale", "scores"], 'Think briefly in "rationale" first'),
+        ("after", ["scores", "rationale"], 'first, then explain briefly in "rationale"'),
+        ("none", ["scores"], "Give your scores, nothing else."),
+    ],
+)
+def test_row_rubrics_follow_the_rationale_option(
+    rationale: Any, order: list[str], asked: str
+) -> None:
+    """The per-row path asks for the rationale where the judge-wide path does (issue 23): its
+    chunk schemas follow ``rationale`` and carry the same ``maxLength``."""
+
+    def answer(request: ChatRequest) -> str:
+        scores = {i: 4 for i in ids_of(request)}
+        verdict: dict[str, Any] = {"scores": scores}
+        if rationale != "none":
+            verdict["rationale"] = "why"
+        return json.dumps(verdict)
+
+    client = FunctionClient(answer)
+    judge = RubricJudge(client, rubric_column="rubric", scale=(1, 5), rationale=rationale)
+    result = judge.judge("q", "a", rubric=["is correct", "is polite"])
+    (request,) = client.calls
+    schema = cast("dict[str, Any]", request.output_schema)
+    assert list(schema["properties"]) == order and schema["required"] == order
+    if rationale != "none":
+        assert schema["properties"]["rationale"]["maxLength"] == 800
+    assert asked in content_text(request.messages[0].content)
+    assert result.score == pytest.approx(0.75)
+    implicit = RubricJudge(
+        FunctionClient(lambda r: json.dumps({"score": 5})),
+        rubric_column="rubric",
+        aggregate="implicit",
+        rationale="none",
+    )
+    assert implicit.reward("q", "a", rubric=["is correct"]) == 1.0

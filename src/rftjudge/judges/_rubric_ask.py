@@ -30,6 +30,7 @@ from ..parsing import json_value_offset
 from ._aggregate import item_scale
 from ._criteria import Scale
 from ._distribution import exact_each, expectation, in_band
+from ._rationale import Rationale, verdict_schema
 from ._rubric_items import RubricError, RubricItem
 from ._scoring import scale_labels
 
@@ -84,8 +85,12 @@ def _value_schema(scale: Scale) -> dict[str, Any]:
 class ShapeCache:
     """Verdict shapes by (ids, scales), least recently used dropped beyond ``size``."""
 
-    def __init__(self, size: int = 1024) -> None:
+    def __init__(
+        self, size: int = 1024, *, rationale: Rationale = "before", max_chars: int | None = None
+    ) -> None:
         self.size = size
+        self.rationale: Rationale = rationale  # where the judge's rationale option puts it
+        self.max_chars = max_chars
         self._shapes: OrderedDict[tuple[Any, ...], Shape] = OrderedDict()
         self.misses = 0
 
@@ -97,20 +102,13 @@ class ShapeCache:
             self._shapes.move_to_end(key)
             return found
         ids = tuple(i.id for i in items)
-        schema = {
+        scores = {
             "type": "object",
-            "properties": {
-                "rationale": {"type": "string"},
-                "scores": {
-                    "type": "object",
-                    "properties": {i: _value_schema(s) for i, s in zip(ids, scales, strict=True)},
-                    "required": list(ids),
-                    "additionalProperties": False,
-                },
-            },
-            "required": ["rationale", "scores"],
+            "properties": {i: _value_schema(s) for i, s in zip(ids, scales, strict=True)},
+            "required": list(ids),
             "additionalProperties": False,
         }
+        schema = verdict_schema(self.rationale, self.max_chars, "scores", scores)
         return self._keep(key, Shape(ids, scales, schema, json.dumps(schema), implicit=False))
 
     def implicit(self, scale: Scale) -> Shape:
@@ -118,12 +116,7 @@ class ShapeCache:
         found = self._shapes.get(key)
         if found is not None:
             return found
-        schema = {
-            "type": "object",
-            "properties": {"rationale": {"type": "string"}, "score": _value_schema(scale)},
-            "required": ["rationale", "score"],
-            "additionalProperties": False,
-        }
+        schema = verdict_schema(self.rationale, self.max_chars, "score", _value_schema(scale))
         return self._keep(key, Shape(("score",), (scale,), schema, json.dumps(schema), True))
 
     def _keep(self, key: tuple[Any, ...], shape: Shape) -> Shape:

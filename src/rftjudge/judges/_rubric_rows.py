@@ -383,6 +383,7 @@ async def _ask_row(
             implicit=implicit,
             output_schema=shape.text,
             ignore_length=settings.ignore_length,
+            rationale=settings.shapes.rationale,
         )
         request = judge.make_request(
             messages,

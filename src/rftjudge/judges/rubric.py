@@ -245,7 +245,7 @@ class RubricJudge(RowRubrics[Judgment]):
             ignore_length=ignore_length,
             samples=samples,
             exact=self.exact if self.exact.enabled else None,
-            shapes=ShapeCache(),
+            shapes=ShapeCache(rationale=rationale, max_chars=rationale_max_chars),
         )
 
     def render(self, prompt: str, response: str, reference: str | None) -> Any:
