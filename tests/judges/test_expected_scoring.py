@@ -172,7 +172,24 @@ async def test_expected_scoring_over_http(api: respx.MockRouter, client: OpenAIC
     result = await RubricJudge(client, criteria=CRITERIA).ajudge("q", "a")
     assert result.expected == pytest.approx({"quality": 3.5, "tone": 5.0})
     body = json.loads(route.calls[0].request.content)
-    assert body["logprobs"] is True and body["top_logprobs"] == 20
+    assert body["logprobs"] is True and body["top_logprobs"] == 10  # twice the 5 labels
+
+
+@pytest.mark.parametrize(
+    ("scale", "top"), [((1, 5), 10), ((1, 10), 20), ((0, 100), 20), ("pass_fail", 10), ((1, 3), 10)]
+)
+def test_alternatives_asked_for_follow_the_labels(scale: Any, top: int) -> None:
+    """Twice the labels (at least 10, at most 20): the reply shrinks where a scale is short, and
+    a score position's mass sits on its labels (the local judge: top-10 gave top-20's expected
+    scores on a 1-5 scale, 32 of 32)."""
+    judge = RubricJudge(
+        FunctionClient(lambda r: "", capabilities=LP), criteria=CRITERIA, scale=scale
+    )
+    assert judge.top_logprobs == top
+    chosen = RubricJudge(
+        FunctionClient(lambda r: "", capabilities=LP), criteria=CRITERIA, top_logprobs=20
+    )
+    assert chosen.top_logprobs == 20
 
 
 def test_samples_average_distinct_seeds() -> None:

@@ -64,6 +64,7 @@ from ..clients._protocol import Client
 from ..rewards import GroupBy, RewardFunc
 from ..templates import PromptTemplate
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria
+from ._distribution import labels_top_logprobs
 from ._exact import ExactReader
 from ._group import GroupInfo, GroupReward, group_metrics, seeded_order
 from ._inputs import group_inputs
@@ -289,7 +290,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             messages,
             self.output_schema(shown),
             logprobs=expected_mode,
-            top_logprobs=20 if expected_mode else 0,
+            top_logprobs=labels_top_logprobs(self.scale) if expected_mode else 0,
         )
         try:
             asked = await self._ask(chat, self._verdict_model(shown))

@@ -16,14 +16,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    create_model,
 )
 from typing_extensions import Unpack
 
@@ -34,9 +31,10 @@ from ..clients._protocol import Client
 from ..templates import PromptTemplate
 from ._aggregate import row_metrics
 from ._criteria import Criterion, Scale, ScaleSpec, check_criteria, verdict_field
+from ._distribution import labels_top_logprobs
 from ._exact import ExactReader
 from ._options import JudgeOptions, Scoring
-from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, check_rationale, verdict_schema
+from ._rationale import DEFAULT_RATIONALE_MAX_CHARS, Rationale, check_rationale
 from ._rubric_ask import ShapeCache
 from ._rubric_items import InvalidRubricError, RubricError, RubricItem, criteria_items
 from ._rubric_rows import (
@@ -48,6 +46,8 @@ from ._rubric_rows import (
     judge_row,
     with_rubric,
 )
+from ._rubric_verdict import verdict_model as _verdict_model
+from ._rubric_verdict import verdict_schema_for as _verdict_schema
 from ._scoring import exact_scores, expected_scores
 
 logger = logging.getLogger("rftjudge")
@@ -176,7 +176,7 @@ class RubricJudge(RowRubrics[Judgment]):
         template: str | Path | None = None,
         scoring: Scoring = "auto",
         samples: int = 1,
-        top_logprobs: int = 20,
+        top_logprobs: int | None = None,
         ignore_length: bool = False,
         exact: bool | None = None,
         rubric_column: str | None = "rubric",
@@ -209,7 +209,11 @@ class RubricJudge(RowRubrics[Judgment]):
             scoring = "expected" if getattr(capabilities, "logprobs", False) else "sampled"
         self.scoring: Literal["expected", "sampled"] = scoring
         self.samples = samples
-        self.top_logprobs = max(1, min(int(top_logprobs), 20))
+        self.top_logprobs = (
+            labels_top_logprobs(self.scale)
+            if top_logprobs is None
+            else max(1, min(int(top_logprobs), 20))
+        )
         self.ignore_length = ignore_length
         if not options.get("name"):
             options["name"] = "_".join(["rubric", *(c.name for c in self.criteria)])
@@ -409,49 +413,3 @@ class RubricJudge(RowRubrics[Judgment]):
             f"RubricJudge(client={self.client!r}, criteria=[{names}], scale={self.scale!r}{row}, "
             f"aggregate={self.aggregate!r})"
         )
-
-
-def _not_bool(value: Any) -> Any:
-    """``true`` on an integer scale is no score: pydantic would read it as 1 (the lowest)."""
-    if isinstance(value, bool):
-        raise ValueError("expected an integer score, not true/false")
-    return value
-
-
-def _verdict_model(criteria: Sequence[Criterion], scale: Scale) -> type[BaseModel]:
-    score_type: Any = (
-        bool
-        if scale.binary
-        else Annotated[int, BeforeValidator(_not_bool), Field(ge=scale.low, le=scale.high)]
-    )
-    fields: dict[str, Any] = {verdict_field(c): (score_type, Field(alias=c.name)) for c in criteria}
-    scores = create_model(
-        "RubricScores", __config__=ConfigDict(extra="ignore", populate_by_name=True), **fields
-    )
-    return create_model(
-        "RubricVerdict",
-        __config__=ConfigDict(extra="ignore"),
-        rationale=(str, Field(default="")),
-        scores=(scores, ...),
-    )
-
-
-def _verdict_schema(
-    criteria: Sequence[Criterion],
-    scale: Scale,
-    rationale: Rationale = "before",
-    max_chars: int | None = DEFAULT_RATIONALE_MAX_CHARS,
-) -> dict[str, Any]:
-    """A flat, $ref-free schema every structured-output backend (and llama.cpp's grammar) accepts;
-    the rationale's place and bound: see :mod:`._rationale`."""
-    score: dict[str, Any] = (
-        {"type": "boolean"} if scale.binary else {"type": "integer", "enum": scale.values}
-    )
-    names = [c.name for c in criteria]
-    scores = {
-        "type": "object",
-        "properties": {n: dict(score) for n in names},
-        "required": names,
-        "additionalProperties": False,
-    }
-    return verdict_schema(rationale, max_chars, "scores", scores)
