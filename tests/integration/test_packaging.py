@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
@@ -31,11 +32,14 @@ def test_wheel_bundles_templates_and_renders_in_fresh_venv(tmp_path: Path) -> No
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # The fresh venv alone: a PYTHONPATH set for the suite (a source tree first) would shadow it.
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", str(wheel)],
         check=True,
         capture_output=True,
         text=True,
+        env=clean,
     )
     code = (
         "import rftjudge, pathlib;"
@@ -47,6 +51,7 @@ def test_wheel_bundles_templates_and_renders_in_fresh_venv(tmp_path: Path) -> No
         "print(msgs[-1].content.splitlines()[0])"
     )
     out = subprocess.run(
-        [str(python), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+        [str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=clean
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "CRITERIA:"  # the bundled rubric.j2, from the wheel
