@@ -42,6 +42,24 @@ def test_lazy_names_are_the_names_type_checkers_see() -> None:
         rftjudge.Nope  # noqa: B018
 
 
+def test_subpackages_are_attributes_after_a_bare_import() -> None:
+    """``rftjudge.judges.ensemble.EnsembleJudge`` worked when the package imported its parts
+    eagerly; with lazy names it must still work in a fresh process, whatever was imported first."""
+    code = (
+        "import rftjudge; print(rftjudge.judges.ensemble.EnsembleJudge.__name__, "
+        "rftjudge.clients.OpenAIClient.__name__, rftjudge.rewards.__name__, "
+        "callable(rftjudge.client), 'judges' in dir(rftjudge))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "EnsembleJudge",
+        "OpenAIClient",
+        "rftjudge.rewards",
+        "True",
+        "True",
+    ]
+
+
 def test_exception_tree_is_rooted_at_judge_error() -> None:
     for name in rftjudge.__all__:
         obj = getattr(rftjudge, name)

@@ -334,6 +334,7 @@ def test_repeat_penalty_is_the_servers_default(model: Path) -> None:
     assert command[command.index("--repeat_penalty") + 1] == "1.1"
     quiet = LocalJudgeServer(model, port=9, repeat_penalty=1.0).command()
     assert quiet[quiet.index("--repeat_penalty") + 1] == "1.0"
-    for bad in (0, -1.0, 3.0, True):
+    bad_values: list[Any] = [0, -1.0, 3.0, True, "1.1"]
+    for bad in bad_values:
         with pytest.raises(ConfigurationError, match="repeat_penalty"):
             LocalJudgeServer(model, repeat_penalty=bad)

@@ -104,6 +104,26 @@ if typing.TYPE_CHECKING:
     from .pricing import Price
     from .templates import PromptTemplate
 
+# The public submodules reachable as attributes (``rftjudge.judges``) without importing them first.
+_SUBPACKAGES = frozenset(
+    {
+        "app",
+        "cache",
+        "calibration",
+        "checks",
+        "clients",
+        "compose",
+        "graders",
+        "guards",
+        "integrations",
+        "judges",
+        "parsing",
+        "pricing",
+        "rewards",
+        "templates",
+    }
+)
+
 # name -> the module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
     "ChatRequest": "._types",
@@ -164,15 +184,24 @@ _LAZY: dict[str, str] = {
 
 def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+    elif name in _SUBPACKAGES:
+        # ``rftjudge.judges.ensemble...`` after a bare ``import rftjudge``, as when the package
+        # imported these eagerly: the subpackage with the modules the names above come from
+        # (importing a submodule also sets it as an attribute of its parent).
+        value = importlib.import_module(f".{name}", __name__)
+        for module_name in set(_LAZY.values()):
+            if module_name.startswith(f".{name}."):
+                importlib.import_module(module_name, __name__)
+    else:
         raise AttributeError(f"module 'rftjudge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 __all__ = [  # noqa: RUF022 - sorted by str.casefold (tests/test_exports.py)

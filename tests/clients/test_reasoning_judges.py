@@ -162,6 +162,39 @@ async def test_thinking_that_fills_the_limit_is_truncated_not_parsed(api: respx.
     assert judge.stats.failures == {"truncated": 1}
 
 
+def test_azure_reasoning_deployments_get_room_and_no_logprobs() -> None:
+    from rftjudge import AzureOpenAIClient
+
+    client = AzureOpenAIClient("o4-mini", api_key="k", base_url="https://x.openai.azure.com")
+    assert client.reasoning_budget == 8192
+    assert client.capabilities.logprobs is False
+    with pytest.raises(ConfigurationError, match="enable_thinking"):
+        AzureOpenAIClient(
+            "o4-mini", api_key="k", base_url="https://x.openai.azure.com", enable_thinking=True
+        )
+
+
+def test_servers_take_their_own_efforts() -> None:
+    with pytest.raises(ConfigurationError, match="vllm takes reasoning_effort low, medium, high"):
+        OpenAIClient("m", base_url=BASE, server="vllm", reasoning_effort="minimal")
+    assert OpenAIClient("m", base_url=BASE, server="sglang", reasoning_effort="high")
+
+
+def test_a_reasoning_client_reads_no_exact_distributions_by_default() -> None:
+    """An exact read continues the written answer without its thinking: its distribution would be
+    the model's answer without the reasoning."""
+    thinking = OpenAIClient("Qwen/Qwen3-8B", base_url=BASE, server="vllm", enable_thinking=True)
+    assert thinking.capabilities.prefill_choice is False
+    effort = OpenAIClient("m", base_url=BASE, server="llamacpp", reasoning_effort="low")
+    assert effort.capabilities.prefill_choice is False
+    asked = OpenAIClient(
+        "m", base_url=BASE, server="vllm", enable_thinking=True, prefill_choice=True
+    )
+    assert asked.capabilities.prefill_choice is True
+    plain = OpenAIClient("m", base_url=BASE, server="vllm", enable_thinking=False)
+    assert plain.capabilities.prefill_choice is True
+
+
 # -- Anthropic -----------------------------------------------------------------------------------
 
 
@@ -184,6 +217,13 @@ def test_anthropic_adaptive_thinking_with_effort_and_json_schema() -> None:
     assert body["output_config"]["effort"] == "low"
     assert body["output_config"]["format"]["type"] == "json_schema"
     assert body["max_tokens"] == 300 + 8192
+
+
+def test_anthropic_budget_on_an_adaptive_only_model_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match='pass thinking="adaptive"'):
+        AnthropicClient("claude-opus-4-7", api_key="k", thinking=4096)
+    more = AnthropicClient("claude-sonnet-4-5", api_key="k", thinking=2048, reasoning_budget=4000)
+    assert more.build_request(REQ)[2]["max_tokens"] == 300 + 4000
 
 
 def test_anthropic_tool_mode_with_thinking_is_not_forced() -> None:

@@ -139,7 +139,9 @@ class LocalJudgeServer:
     (``secrets.token_urlsafe()`` when nothing else needs to connect). ``repeat_penalty`` is the
     server's default for requests that do not set one: a small judge at temperature 0 otherwise
     loops in its rationale until ``max_tokens`` on some judgments (5-7 % of SmolLM2-135M's,
-    measured); llama-server reports logprobs before penalties, so expected scores are unchanged.
+    measured). llama-server reports logprobs before penalties, so expected scores (the local
+    judge's default) are unchanged; sampled scores may be pushed off a digit seen in the last 64
+    tokens: pass ``repeat_penalty=1.0`` for ``scoring="sampled"``.
     ``startup_timeout`` bounds start-up (loading the model takes about a second);
     ``stop_timeout`` is how long SIGTERM is given before SIGKILL.
     """
@@ -167,7 +169,11 @@ class LocalJudgeServer:
             raise ConfigurationError(f"local judge model not found: {self.model_path}")
         if n_parallel < 1:
             raise ConfigurationError(f"n_parallel must be at least 1; got {n_parallel}")
-        if isinstance(repeat_penalty, bool) or not 0 < repeat_penalty <= 2:
+        if (
+            isinstance(repeat_penalty, bool)
+            or not isinstance(repeat_penalty, (int, float))
+            or not 0 < repeat_penalty <= 2
+        ):
             raise ConfigurationError(f"repeat_penalty must be in (0, 2]; got {repeat_penalty!r}")
         self.repeat_penalty = float(repeat_penalty)
         self.host = _check_loopback(host)

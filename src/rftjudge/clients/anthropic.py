@@ -138,13 +138,21 @@ class AnthropicClient(Adaptive, HTTPClient):
         self.default_max_tokens = default_max_tokens
         self.thinking = thinking
         self.effort = effort
+        always = reasons_by_default(self.provider, model)
+        headroom = reasoning_headroom(reasoning_budget, reasons=thinking is not None or always)
         if isinstance(thinking, int):
-            self.reasoning_budget = thinking if reasoning_budget is None else reasoning_budget
-        else:
-            always = reasons_by_default(self.provider, model)
-            self.reasoning_budget = reasoning_headroom(
-                reasoning_budget, reasons=thinking is not None or always
-            )
+            if always:
+                raise ConfigurationError(
+                    f"{model} takes no thinking budget (Anthropic refuses budget_tokens on Opus "
+                    '4.7 and later): pass thinking="adaptive", with effort= for its depth'
+                )
+            if reasoning_budget is not None and reasoning_budget < thinking:
+                raise ConfigurationError(
+                    f"reasoning_budget ({reasoning_budget}) must be at least the thinking budget "
+                    f"({thinking}): budget_tokens has to stay below max_tokens"
+                )
+            headroom = thinking if reasoning_budget is None else headroom
+        self.reasoning_budget = headroom
         super().__init__(
             model,
             base_url=explicit_url or ANTHROPIC_BASE_URL,

@@ -62,6 +62,7 @@ SERVER_MODES: Mapping[str, StructuredOutputMode] = {"llama-cpp-python": "json_ob
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh")
+_SERVER_EFFORTS = ("low", "medium", "high")  # vLLM's and SGLang's request models
 
 _FINISH = {
     "stop": "stop",
@@ -97,9 +98,11 @@ class OpenAIClient(Adaptive, HTTPClient):
     (``chat_template_kwargs``, OpenAI-compatible servers only). Thinking counts against the token
     limit, so ``reasoning_budget`` tokens are added to each verdict request's ``max_tokens``
     (``None``: 8192 when the model reasons — an effort other than ``"none"``, thinking on, or one of
-    OpenAI's reasoning models — else 0). The verdict is read from ``content`` only; a server's
-    ``reasoning_content`` / ``reasoning`` is never parsed. OpenAI's reasoning models return no
-    logprobs, so for them ``logprobs`` defaults to False.
+    OpenAI's and Azure's reasoning models — else 0). The verdict is read from ``content`` only; a
+    server's ``reasoning_content`` / ``reasoning`` is never parsed. OpenAI's reasoning models return
+    no logprobs, so for them ``logprobs`` defaults to False. A client that reasons reads no exact
+    distributions unless ``prefill_choice=True``: a read continues the written answer without its
+    thinking. vLLM and SGLang take ``reasoning_effort`` low, medium or high.
 
     Throughput options (``limits``, ``cache``, ``cache_sampled``, ``coalesce``, ``prices``,
     ``http2``) are those of :class:`~rftjudge.HTTPClient`; see the README's "Throughput" section.
@@ -167,13 +170,19 @@ class OpenAIClient(Adaptive, HTTPClient):
             )
         self.max_tokens_field = max_tokens_field
         self._organization = organization
-        openai_host = server == "openai" or any(_is_openai_host(u) for u in urls)
+        azure = self.provider == "azure"
+        openai_host = azure or server == "openai" or any(_is_openai_host(u) for u in urls)
         if enable_thinking is not None and openai_host:
             raise ConfigurationError(
                 "enable_thinking is a chat-template switch of OpenAI-compatible servers (vLLM, "
                 "SGLang, llama.cpp); for OpenAI's models pass reasoning_effort="
             )
-        reasoning_model = openai_host and reasons_by_default("openai", model)
+        if server in ("vllm", "sglang") and reasoning_effort not in (None, *_SERVER_EFFORTS):
+            raise ConfigurationError(
+                f"{server} takes reasoning_effort {', '.join(_SERVER_EFFORTS)}; got "
+                f"{reasoning_effort!r} (enable_thinking=False turns a template's thinking off)"
+            )
+        reasoning_model = openai_host and reasons_by_default(self.provider, model)
         # OpenAI's reasoning models reject logprobs: leave them off unless asked for.
         self._logprobs = logprobs if logprobs is not None else (False if reasoning_model else None)
         self.reasoning_effort = reasoning_effort
@@ -184,6 +193,10 @@ class OpenAIClient(Adaptive, HTTPClient):
             or (reasoning_model and reasoning_effort is None)
         )
         self.reasoning_budget = reasoning_headroom(reasoning_budget, reasons=reasons)
+        if reasons and prefill_choice is None:
+            # An exact read continues the written answer without its thinking: the distribution
+            # it reads would be the model's answer without the reasoning. Off unless asked for.
+            self._prefill_choice = False
         super().__init__(model, base_url=urls, **http_options)
         self._url = f"{self.base_url}/chat/completions"
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
