@@ -16,7 +16,7 @@ from rftjudge import OpenAIClient
 from rftjudge.graders import load_openai_grader
 
 from support.server import LoopbackServer, Reply, chat_reply
-from support.tiny_model import tiny_model_and_tokenizer
+from support.tiny_model import log_capture, tiny_args, tiny_model_and_tokenizer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -55,7 +55,6 @@ GRADER = {
 def test_grpo_trainer_with_openai_multi_grader(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
 
     def handler(payload: dict[str, Any]) -> Reply:
@@ -74,31 +73,16 @@ def test_grpo_trainer_with_openai_multi_grader(tmp_path: Any) -> None:
     )
     logged: list[dict[str, float]] = []
 
-    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs:
-                logged.append(dict(logs))
-
     with LoopbackServer(handler) as server:
         client = OpenAIClient("judge", base_url=server.base_url, max_concurrency=8)
         grader = load_openai_grader(GRADER, models={"gpt-4.1": client}, on_error="abstain")
         trainer = trl.GRPOTrainer(
             model=model,
             reward_funcs=[grader.as_reward_func(name="rft")],
-            args=trl.GRPOConfig(
-                output_dir=str(tmp_path / "out"),
-                max_steps=2,
-                per_device_train_batch_size=4,
-                num_generations=4,
-                max_completion_length=12,
-                use_cpu=True,
-                report_to="none",
-                save_strategy="no",
-                logging_steps=1,
-            ),
+            args=tiny_args(trl.GRPOConfig, tmp_path),
             train_dataset=dataset,
             processing_class=tokenizer,
-            callbacks=[Capture()],
+            callbacks=[log_capture(logged)],
         )
         trainer.train()
         assert trainer.state.global_step == 2

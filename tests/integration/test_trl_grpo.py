@@ -15,7 +15,7 @@ import pytest
 from rftjudge import Criterion, OpenAIClient, PreferenceJudge, RubricJudge
 
 from support.server import LoopbackServer, Reply, chat_reply
-from support.tiny_model import tiny_model_and_tokenizer
+from support.tiny_model import log_capture, tiny_args, tiny_model_and_tokenizer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -52,33 +52,14 @@ def test_grpo_trainer_two_steps_with_judge_reward(tmp_path: Any) -> None:
         reward = judge.as_reward_func(name="judge")
         logged: list[dict[str, float]] = []
 
-        transformers: Any = pytest.importorskip("transformers")
-
-        class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-            def on_log(
-                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
-            ) -> None:
-                if logs:
-                    logged.append(dict(logs))
-
-        config = trl.GRPOConfig(
-            output_dir=str(tmp_path / "out"),
-            max_steps=2,
-            per_device_train_batch_size=4,
-            num_generations=4,
-            max_completion_length=12,
-            use_cpu=True,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=1,
-        )
+        config = tiny_args(trl.GRPOConfig, tmp_path)
         trainer = trl.GRPOTrainer(
             model=model,
             reward_funcs=[reward],
             args=config,
             train_dataset=dataset,
             processing_class=tokenizer,
-            callbacks=[Capture()],
+            callbacks=[log_capture(logged)],
         )
         trainer.train()
         assert trainer.state.global_step == 2
@@ -97,7 +78,6 @@ def test_grpo_trainer_with_preference_group_reward(tmp_path: Any) -> None:
     """Group mode: each prompt's completions are compared pairwise, both orders, on real HTTP."""
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
 
     def handler(payload: dict[str, Any]) -> Reply:
@@ -110,30 +90,15 @@ def test_grpo_trainer_with_preference_group_reward(tmp_path: Any) -> None:
     dataset = datasets.Dataset.from_dict({"prompt": [f"Say something ({i})" for i in range(8)]})
     logged: list[dict[str, float]] = []
 
-    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs:
-                logged.append(dict(logs))
-
     with LoopbackServer(handler) as server:
         judge = PreferenceJudge(OpenAIClient("judge", base_url=server.base_url, logprobs=False))
         trainer = trl.GRPOTrainer(
             model=model,
             reward_funcs=[judge.as_reward_func(mode="group", name="pref")],
-            args=trl.GRPOConfig(
-                output_dir=str(tmp_path / "out"),
-                max_steps=2,
-                per_device_train_batch_size=4,
-                num_generations=4,
-                max_completion_length=12,
-                use_cpu=True,
-                report_to="none",
-                save_strategy="no",
-                logging_steps=1,
-            ),
+            args=tiny_args(trl.GRPOConfig, tmp_path),
             train_dataset=dataset,
             processing_class=tokenizer,
-            callbacks=[Capture()],
+            callbacks=[log_capture(logged)],
         )
         trainer.train()
         assert trainer.state.global_step == 2

@@ -16,7 +16,7 @@ import pytest
 from rftjudge import OpenAIClient, RubricJudge
 
 from support.server import LoopbackServer, Reply, chat_reply
-from support.tiny_model import tiny_model_and_tokenizer
+from support.tiny_model import log_capture, tiny_args, tiny_model_and_tokenizer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -29,7 +29,6 @@ RUBRIC_BLOCK = re.compile(r"<<<RUBRIC \w+>>>\n(.*?)\n<<<END RUBRIC", re.S)
 def test_grpo_trainer_with_a_rubric_column(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers: Any = pytest.importorskip("transformers")
     model, tokenizer = tiny_model_and_tokenizer()
     shown: list[list[str]] = []
 
@@ -56,32 +55,17 @@ def test_grpo_trainer_with_a_rubric_column(tmp_path: Any) -> None:
     )
     logged: list[dict[str, float]] = []
 
-    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs:
-                logged.append(dict(logs))
-
     with LoopbackServer(handler) as server:
         client = OpenAIClient("judge", base_url=server.base_url, max_concurrency=8, logprobs=False)
         judge = RubricJudge(client, guard=False)
-        config = trl.GRPOConfig(
-            output_dir=str(tmp_path / "out"),
-            max_steps=2,
-            per_device_train_batch_size=4,
-            num_generations=4,
-            max_completion_length=12,
-            use_cpu=True,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=1,
-        )
+        config = tiny_args(trl.GRPOConfig, tmp_path)
         trainer = trl.GRPOTrainer(
             model=model,
             reward_funcs=[judge.as_reward_func(name="rubric")],
             args=config,
             train_dataset=dataset,
             processing_class=tokenizer,
-            callbacks=[Capture()],
+            callbacks=[log_capture(logged)],
         )
         trainer.train()
         assert trainer.state.global_step == 2

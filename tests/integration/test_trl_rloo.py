@@ -18,7 +18,7 @@ from rftjudge import Criterion, OpenAIClient, RubricJudge
 from rftjudge.integrations.trl import sync_reward_func
 
 from support.server import LoopbackServer, Reply, chat_reply
-from support.tiny_model import tiny_model_and_tokenizer
+from support.tiny_model import log_capture, tiny_args, tiny_model_and_tokenizer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -29,7 +29,6 @@ for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 def test_rloo_trainer_two_steps_with_async_and_sync_judge_rewards(tmp_path: Any) -> None:
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers: Any = pytest.importorskip("transformers")
     from trl.trainer.utils import is_async_callable
 
     model, tokenizer = tiny_model_and_tokenizer()
@@ -53,11 +52,6 @@ def test_rloo_trainer_two_steps_with_async_and_sync_judge_rewards(tmp_path: Any)
     ]
     logged: list[dict[str, float]] = []
 
-    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs:
-                logged.append(dict(logs))
-
     with LoopbackServer(handler) as server:
         client = OpenAIClient("judge", base_url=server.base_url, max_concurrency=8)
         judge = RubricJudge(client, criteria=criteria)
@@ -66,25 +60,16 @@ def test_rloo_trainer_two_steps_with_async_and_sync_judge_rewards(tmp_path: Any)
         sync_reward = sync_reward_func(second, name="judge_sync")
         assert is_async_callable(async_reward) and not is_async_callable(sync_reward)
 
-        config = trl.RLOOConfig(
-            output_dir=str(tmp_path / "out"),
-            max_steps=2,
-            per_device_train_batch_size=4,
-            num_generations=4,
-            max_completion_length=12,
-            beta=0.0,  # no KL reference model: it would be loaded by name, and there is none
-            use_cpu=True,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=1,
-        )
+        config = tiny_args(
+            trl.RLOOConfig, tmp_path, beta=0.0
+        )  # no KL reference model: it would be loaded by name, and there is none
         trainer = trl.RLOOTrainer(
             model=model,
             reward_funcs=[async_reward, sync_reward],
             args=config,
             train_dataset=dataset,
             processing_class=tokenizer,
-            callbacks=[Capture()],
+            callbacks=[log_capture(logged)],
         )
         trainer.train()
         assert trainer.state.global_step == 2

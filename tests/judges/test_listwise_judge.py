@@ -358,8 +358,7 @@ def test_a_real_grpo_trainer_logs_the_group_figures(tmp_path: Any) -> None:
         os.environ.setdefault(var, "1")
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
-    transformers: Any = pytest.importorskip("transformers")
-    from support.tiny_model import tiny_model_and_tokenizer
+    from support.tiny_model import log_capture, tiny_args, tiny_model_and_tokenizer
 
     model, tokenizer = tiny_model_and_tokenizer()
 
@@ -372,30 +371,15 @@ def test_a_real_grpo_trainer_logs_the_group_figures(tmp_path: Any) -> None:
     judge = ListwiseJudge(client, permutations=2, name="listwise")
     logged: list[dict[str, float]] = []
 
-    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs:
-                logged.append(dict(logs))
-
     dataset = datasets.Dataset.from_dict({"prompt": [f"Say something ({i})" for i in range(8)]})
-    config = trl.GRPOConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=2,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=12,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-    )
+    config = tiny_args(trl.GRPOConfig, tmp_path)
     trainer = trl.GRPOTrainer(
         model=model,
         reward_funcs=[judge.as_reward_func()],
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[Capture()],
+        callbacks=[log_capture(logged)],
     )
     trainer.train()
     assert trainer.state.global_step == 2

@@ -25,3 +25,33 @@ def tiny_model_and_tokenizer() -> tuple[Any, Any]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.tiny_policy()  # type: ignore[no-any-return]
+
+
+# The short CPU run every trainer integration test makes (two steps, groups of 4).
+TINY_RUN: dict[str, Any] = {
+    "max_steps": 2,
+    "per_device_train_batch_size": 4,
+    "num_generations": 4,
+    "max_completion_length": 12,
+    "use_cpu": True,
+    "report_to": "none",
+    "save_strategy": "no",
+    "logging_steps": 1,
+}
+
+
+def tiny_args(config_class: Any, tmp_path: Path, **overrides: Any) -> Any:
+    """A trainer config (``trl.GRPOConfig``, ``trl.RLOOConfig``) for :data:`TINY_RUN`."""
+    return config_class(output_dir=str(tmp_path / "out"), **{**TINY_RUN, **overrides})
+
+
+def log_capture(logged: list[dict[str, float]]) -> Any:
+    """A ``TrainerCallback`` appending every dict the trainer logs to ``logged``."""
+    transformers: Any = pytest.importorskip("transformers")
+
+    class Capture(transformers.TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs:
+                logged.append(dict(logs))
+
+    return Capture()
