@@ -62,7 +62,7 @@ SERVER_MODES: Mapping[str, StructuredOutputMode] = {"llama-cpp-python": "json_ob
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh")
-_SERVER_EFFORTS = ("low", "medium", "high")  # vLLM's and SGLang's request models
+_SERVER_EFFORTS = ("low", "medium", "high")  # OpenAI's original three; newer ones unchecked there
 
 _FINISH = {
     "stop": "stop",
