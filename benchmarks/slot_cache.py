@@ -7,20 +7,21 @@ each for SmolLM2-135M on one CPU thread). This runs the default rubric judge (tw
 ``server="llamacpp"``) on GRPO groups of 8 from ``data/groups.jsonl`` under three configurations,
 interleaved group by group, against one ``LocalJudgeServer`` (``--slots`` slots):
 
-- ``exact, reads together`` — the default: all reads of a verdict queued at once, ahead of
-  queued verdicts (``ChatRequest.follow_up``);
-- ``exact, reads one at a time`` — each read sent when the one before it has answered
-  (``ExactReader.one_at_a_time``): for one judgment alone each read finds the last in its slot
-  (8 prompt tokens evaluated instead of 612), but in a batch a queued verdict takes the freed
-  slot between two reads;
+- ``exact, pinned slots`` — the default of ``local_client``: the client leases each verdict a slot
+  (``id_slot``) that its reads use and nobody else does until they are done
+  (``OpenAIClient(slots=)``);
+- ``exact, server picks slots`` — the same reads, all sent at once ahead of queued verdicts
+  (``ChatRequest.follow_up``), the slot left to the server (``slots=None``): a queued verdict may
+  take the slot between a verdict and its reads;
 - ``no exact reads`` — expected scores from the verdict's own top logprobs, one request.
 
 Per configuration, from the server's own ``timings`` of every response: prompt tokens evaluated
-and reused (``prompt_n``, ``cache_n``) for verdicts and for reads, generated tokens, and wall time
-per judgment. Reward signal: Spearman between reward and the known quality order (a 135M judge is
-close to noise; the column shows that a configuration does not break the method).
+and reused (``prompt_n``, ``cache_n``) for verdicts and for reads, the share of all prompt tokens
+reused, generated tokens, and wall time per judgment. Reward signal: Spearman between reward and
+the known quality order (a 135M judge is close to noise; the column shows that a configuration
+does not break the method).
 
-    python benchmarks/slot_cache.py --groups 2 --slots 2
+    python benchmarks/slot_cache.py --groups 3 --slots 2
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ sys.path.insert(0, str(HERE))
 from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
 
 DATA = HERE / "data" / "groups.jsonl"
-CONFIGS = ("exact, reads together", "exact, reads one at a time", "no exact reads")
+CONFIGS = ("exact, pinned slots", "exact, server picks slots", "no exact reads")
 
 
 async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict[str, Any]:
@@ -77,10 +78,21 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
         http = httpx.AsyncClient(
             headers=server.headers, timeout=600, event_hooks={"response": [count]}
         )
-        client = local_client(server.base_url, api_key=server.api_key, http_client=http)
+
+        def client_for(name: str) -> Any:
+            pinned = name == "exact, pinned slots"
+            return local_client(
+                server.base_url,
+                api_key=server.api_key,
+                http_client=http,
+                max_concurrency=slots,
+                slots=slots if pinned else None,
+            )
+
+        clients = {name: client_for(name) for name in CONFIGS}
         judges = {
             name: RubricJudge(
-                client,
+                clients[name],
                 criteria=criteria,
                 scale=(1, 5),
                 max_tokens=max_tokens,
@@ -88,7 +100,6 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
             )
             for name in CONFIGS
         }
-        judges["exact, reads one at a time"].exact.one_at_a_time = True
         current[0] = "warm-up"
         out["warm-up"] = {"verdict": [0, 0, 0], "read": [0, 0]}
         await judges["no exact reads"].areward("Say hi.", "Hi.")  # the shared prefix, cached
@@ -109,9 +120,12 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
                 row["n"] += len(rewards)
                 row["failed"] += sum(r is None for r in rewards)
                 if None not in rewards:
-                    row["rho"].append(spearman([float(r) for r in rewards if r is not None], quality))
+                    row["rho"].append(
+                        spearman([float(r) for r in rewards if r is not None], quality)
+                    )
                 print(f"  {name}: {row['n']} judged, {row['wall']:.0f} s", flush=True)
-        await client.aclose()
+        for client in clients.values():
+            await client.aclose()
         await http.aclose()
     return out
 
@@ -142,19 +156,21 @@ def main() -> None:
     )
     print(
         "| configuration | verdict prompt tokens evaluated / reused | read prompt tokens "
-        "evaluated / reused (reused share) | generated | wall s | wall vs no reads "
-        "| Spearman | failed |"
+        "evaluated / reused (reused share) | all prompt tokens reused | generated | wall s "
+        "| wall vs no reads | Spearman | failed |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in CONFIGS:
         r = out[name]
         n = max(1, r["n"])
         ev, re_ = r["read"]
         share = f"{re_ / (ev + re_):.1%}" if ev + re_ else "-"
+        total = ev + re_ + r["verdict"][0] + r["verdict"][1]
+        overall = f"{(re_ + r['verdict'][1]) / total:.1%}" if total else "-"
         rho = f"{statistics.fmean(r['rho']):+.2f}" if r["rho"] else "-"
         print(
             f"| {name} | {r['verdict'][0] / n:.0f} / {r['verdict'][1] / n:.0f} "
-            f"| {ev / n:.0f} / {re_ / n:.0f} ({share}) | {r['verdict'][2] / n:.1f} "
+            f"| {ev / n:.0f} / {re_ / n:.0f} ({share}) | {overall} | {r['verdict'][2] / n:.1f} "
             f"| {r['wall'] / n:.2f} | {r['wall'] / base:.2f} | {rho} | {r['failed']} |"
         )
 

@@ -84,6 +84,10 @@ class ChatRequest:
     sent by the providers that take them (``None``: not sent). ``follow_up`` marks a request that
     extends one just answered (an exact read, a re-ask): it waits ahead of queued first requests
     for a concurrency slot, so that the server's prefix cache still holds the shared part.
+    ``prefill_tokens``: the final assistant prefix as the token ids the server itself generated
+    (an exact read continuing a verdict): a client whose server takes token prompts (llama.cpp)
+    sends those instead of the text, which the server would tokenize differently from what it
+    generated and so compute again instead of reusing its cache; others send the text.
     """
 
     messages: tuple[Message, ...]
@@ -98,6 +102,7 @@ class ChatRequest:
     top_p: float | None = None
     stop: tuple[str, ...] | None = None
     follow_up: bool = False
+    prefill_tokens: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +124,19 @@ class LazyLogprobs(Sequence[TokenLogprob]):
     needs). It compares equal to the tuple of the same tokens.
     """
 
-    __slots__ = ("_convert", "_done", "_items", "_text_of", "_texts")
+    __slots__ = ("_convert", "_done", "_id_of", "_items", "_text_of", "_texts")
 
     def __init__(
         self,
         items: Sequence[Any],
         convert: Callable[[Any], TokenLogprob],
         text_of: Callable[[Any], str],
+        id_of: Callable[[Any], int | None] | None = None,
     ) -> None:
         self._items = items
         self._convert = convert
         self._text_of = text_of
+        self._id_of = id_of
         self._done: dict[int, TokenLogprob] = {}
         self._texts: tuple[str, ...] | None = None
 
@@ -138,6 +145,13 @@ class LazyLogprobs(Sequence[TokenLogprob]):
         if self._texts is None:
             self._texts = tuple(map(self._text_of, self._items))
         return self._texts
+
+    def ids(self, end: int) -> tuple[int, ...] | None:
+        """The server's token ids of the first ``end`` tokens, or None where it gave none."""
+        if self._id_of is None:
+            return None
+        found = tuple(map(self._id_of, self._items[:end]))
+        return None if None in found else found  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self._items)

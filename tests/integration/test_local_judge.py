@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -128,6 +129,53 @@ async def test_rubric_judge_json_schema_exact_reads_and_logprobs(server: LocalJu
         assert any(len(t.top) >= 2 for t in answer.logprobs)
     finally:
         await client.aclose()
+
+
+async def test_exact_reads_find_their_verdict_in_its_pinned_slot(server: LocalJudgeServer) -> None:
+    """Each verdict and its reads go to one slot (id_slot) that no other verdict takes
+    meanwhile, and each read continues the verdict's own tokens (/apply-template, then
+    /v1/completions): a read finds all of its prompt in the slot's cache."""
+    seen: list[tuple[dict[str, Any], dict[str, int]]] = []
+
+    async def record(response: httpx.Response) -> None:
+        body = json.loads(await response.aread())
+        seen.append((json.loads(response.request.content), body.get("timings") or {}))
+
+    http = httpx.AsyncClient(
+        headers=server.headers, timeout=120, event_hooks={"response": [record]}
+    )
+    client = local_client(
+        server.base_url, model=server.alias, api_key=server.api_key, http_client=http
+    )
+    assert client.slots is not None and client.slots.count == server.n_parallel == 2
+    judge = RubricJudge(
+        client,
+        criteria=[
+            Criterion(name="correct", description="Is the answer right?"),
+            Criterion(name="concise", description="Is it short?"),
+        ],
+        max_tokens=256,
+    )
+    try:
+        outcomes = await judge.ajudge_batch([p for p, _ in ITEMS], [r for _, r in ITEMS])
+    finally:
+        await client.aclose()
+        await http.aclose()
+    assert [type(o) for o in outcomes] == [Judgment] * len(ITEMS), outcomes
+    verdicts = [sent for sent, _ in seen if "response_format" in sent]
+    templates = [sent for sent, _ in seen if set(sent) == {"messages"}]  # /apply-template
+    reads = [(sent, timings) for sent, timings in seen if "grammar" in sent]
+    assert len(verdicts) == len(templates) == len(ITEMS) and len(reads) == 2 * len(ITEMS)
+    slot_of = {str(v["messages"]): v["id_slot"] for v in verdicts}
+    rendered = {t["messages"][-1]["content"]: str(t["messages"]) for t in templates}
+    for sent, _ in reads:  # the rendered verdict prompt, then the verdict's own token ids
+        prompt, *ids = sent["prompt"]
+        assert isinstance(prompt, str) and ids and all(isinstance(i, int) for i in ids)
+        user = next(text for text in rendered if text in prompt)
+        assert sent["id_slot"] == slot_of[rendered[user]]
+    evaluated = sum(t["prompt_n"] for _, t in reads)
+    reused = sum(t["cache_n"] for _, t in reads)
+    assert reused / (reused + evaluated) >= 0.95, (evaluated, reused)
 
 
 async def test_a_choice_request_continues_the_prefill_under_the_grammar(

@@ -59,8 +59,10 @@ def chat_reply(
 class LoopbackServer:
     """``with LoopbackServer(handler) as server: server.base_url`` → ``http://127.0.0.1:PORT/v1``."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, routes: dict[str, Handler] | None = None) -> None:
         self.handler = handler
+        self.routes = dict(routes or {})  # more POST paths (e.g. "/apply-template"), each its own
+        self.paths: list[str] = []  # the path of every request, in order
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.in_flight = 0
@@ -81,8 +83,9 @@ class LoopbackServer:
         try:
             payload = await request.json()
             self.requests.append(payload)
+            self.paths.append(request.path)
             self.request_headers.append(dict(request.headers))
-            reply = self.handler(payload)
+            reply = self.routes.get(request.path, self.handler)(payload)
             if asyncio.iscoroutine(reply):
                 reply = await reply
             assert isinstance(reply, Reply)
@@ -155,6 +158,8 @@ class LoopbackServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        for path in self.routes:
+            app.router.add_post(path, self._handle)
         app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

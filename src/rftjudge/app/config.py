@@ -167,7 +167,12 @@ def _maybe_local(
 
     settings = {**{f: getattr(config, f) for f in _CLIENT_FIELDS}, **config.client_options}
     if server is not None:
-        yield local_client(server.base_url, model=server.alias, api_key=server.api_key, **settings)
+        yield local_client(
+            server.base_url,
+            model=server.alias,
+            api_key=server.api_key,
+            **{"slots": server.n_parallel, **settings},
+        )
         return
     model = config.model if config.provider == "local" else None
     running = running_local_judge() if model is None else None
@@ -184,7 +189,10 @@ def _maybe_local(
             "judge config for real judgments."
         )
         yield local_client(
-            started.base_url, model=started.alias, api_key=started.api_key, **settings
+            started.base_url,
+            model=started.alias,
+            api_key=started.api_key,
+            **{"slots": started.n_parallel, **settings},
         )
 
 

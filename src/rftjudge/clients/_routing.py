@@ -31,6 +31,12 @@ can route by prefix-cache affinity (sglang-router's cache-aware policy reuses KV
 requests that share a long rubric prompt — a client cannot see the caches), or when many unrelated
 clients share the replicas. Behind one router, give rftjudge the router's single URL: the router
 balances, and rftjudge's retries, AIMD and shared budget still apply to the router's answers.
+
+**Follow-ups stay.** A judge's exact reads and re-asks extend the verdict just written; only the
+replica that wrote it has that prefix cached. Within one conversation
+(:func:`rftjudge._affinity.conversation`, opened by the judges around a verdict and its
+follow-ups), a ``follow_up`` request goes back to the endpoint its conversation last used while
+that endpoint is usable; a failed attempt still fails over to another.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
+from .._affinity import current_conversation
 from .._errors import (
     ConfigurationError,
     JudgeError,
@@ -160,13 +167,16 @@ class EndpointRouter(Generic[T]):
         self._next = 0
         self._lock = threading.Lock()
 
-    def pick(self, avoid: Sequence[Endpoint[T]] = ()) -> Endpoint[T]:
+    def pick(
+        self, avoid: Sequence[Endpoint[T]] = (), prefer: Endpoint[T] | None = None
+    ) -> Endpoint[T]:
         """The endpoint for the next attempt (counted in flight until :meth:`finish`).
 
         Healthy endpoints and half-open ones without a probe running are candidates; those in
-        ``avoid`` (already tried by this request) only if nothing else is. With every endpoint
-        ejected, the one whose cool-down ends first is tried early rather than failing the request.
-        Ties go round-robin, so equal endpoints alternate.
+        ``avoid`` (already tried by this request) only if nothing else is. ``prefer`` (where a
+        follow-up's conversation went) is taken when it is a candidate not in ``avoid``, however
+        loaded. With every endpoint ejected, the one whose cool-down ends first is tried early
+        rather than failing the request. Ties go round-robin, so equal endpoints alternate.
         """
         with self._lock:
             now = self._clock()
@@ -184,7 +194,9 @@ class EndpointRouter(Generic[T]):
                 ):
                     usable.append(endpoint)
             fresh = [e for e in usable if e not in avoid]
-            if fresh or usable:
+            if prefer is not None and prefer in fresh:
+                chosen = prefer
+            elif fresh or usable:
                 chosen = min(fresh or usable, key=_load)
             else:
                 chosen = min(
@@ -238,10 +250,24 @@ class EndpointRouter(Generic[T]):
         endpoint.until = self._clock() + cooldown
         endpoint.ejections += 1
 
-    async def call(self, tried: list[Endpoint[T]], send: Callable[[T], Awaitable[R]]) -> R:
+    async def call(
+        self,
+        tried: list[Endpoint[T]],
+        send: Callable[[T], Awaitable[R]],
+        *,
+        follow_up: bool = False,
+    ) -> R:
         """One attempt: pick an endpoint (avoiding ``tried``, which it joins), ``send`` to it,
-        record the outcome. The caller's retry loop calls this once per attempt."""
-        endpoint = self.pick(tried)
+        record the outcome. The caller's retry loop calls this once per attempt.
+
+        Inside a :func:`~rftjudge._affinity.conversation`, a ``follow_up`` goes to the endpoint
+        its conversation's last request went to (where its prefix is cached) while that one is
+        usable and not yet tried by this request."""
+        current = current_conversation()
+        prefer = current.chosen(self) if current is not None and follow_up else None
+        endpoint = self.pick(tried, prefer if isinstance(prefer, Endpoint) else None)
+        if current is not None:
+            current.note(self, endpoint)
         tried.append(endpoint)
         started = self._clock()  # the router's clock: tests run latencies on a fake one
         try:

@@ -274,6 +274,13 @@ class HTTPClient(Rebuildable, ABC):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Send one request (cache, single-flight, rate limit, retries); raise a ProviderError."""
         url, headers, body = self.build_request(request)
+        return await self.send_built(request, url, headers, body)
+
+    async def send_built(
+        self, request: ChatRequest, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> ChatResponse:
+        """:meth:`complete` for a request already in its wire form (a client that builds some
+        requests its own way, with something it had to ask the server first)."""
         if request.extra_body:
             merge_extra(body, request.extra_body)
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -394,7 +401,9 @@ class HTTPClient(Rebuildable, ABC):
             # replica that dies has no queue of requests committed to it.
             await self._limiter.acquire()
             try:
-                return await endpoints.call(tried, lambda e: send(e.base_url + path, e.rate))
+                return await endpoints.call(
+                    tried, lambda e: send(e.base_url + path, e.rate), follow_up=request.follow_up
+                )
             finally:
                 self._limiter.release()
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from .._affinity import current_conversation
 from .._errors import ConfigurationError
 from .._limits import ConcurrencyLimiter
 from .._rebuild import Rebuildable
@@ -123,14 +124,25 @@ class EndpointPool(Rebuildable):
         tried: list[Endpoint[Client]] = []
 
         async def attempt() -> ChatResponse:
+            # A follow-up whose conversation already holds a member (and maybe a slot there)
+            # goes past the pool's limit: waiting for it behind requests that wait for that
+            # slot would never end. The member's own limit still bounds it.
+            current = current_conversation() if request.follow_up else None
+            if current is not None and current.chosen(self._router) is not None:
+                return await self._send(tried, request)
             await self._slots.acquire()
             try:
-                return await self._router.call(tried, lambda client: client.complete(request))
+                return await self._send(tried, request)
             finally:
                 self._slots.release()
 
         response = await self.retry_policy.call(attempt)
         return replace(response, retries=len(tried) - 1) if len(tried) > 1 else response
+
+    async def _send(self, tried: list[Endpoint[Client]], request: ChatRequest) -> ChatResponse:
+        return await self._router.call(
+            tried, lambda client: client.complete(request), follow_up=request.follow_up
+        )
 
     def stats(self) -> dict[str, EndpointStats]:
         """Per-endpoint figures: requests, successes, failures by kind, ejections, latency."""

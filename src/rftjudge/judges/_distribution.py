@@ -20,14 +20,22 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from .._types import ChatResponse, Message, Usage
+from .._types import ChatResponse, LazyLogprobs, Message, Usage
 from ..parsing import distribution_at, score_distribution, token_index_at
 
 if TYPE_CHECKING:
     from ._criteria import Scale
     from ._exact import ExactReader
 
-__all__ = ["Labels", "exact", "exact_each", "expectation", "in_band", "labels_top_logprobs"]
+__all__ = [
+    "Labels",
+    "exact",
+    "exact_each",
+    "expectation",
+    "in_band",
+    "labels_top_logprobs",
+    "tokens_before",
+]
 
 V = TypeVar("V", bound=Hashable)
 K = TypeVar("K", bound=Hashable)
@@ -70,51 +78,79 @@ def in_band(response: ChatResponse, offset: int | None, labels: Labels[V]) -> di
 async def exact(
     reader: ExactReader,
     messages: Sequence[Message],
-    text: str,
+    answer: ChatResponse,
     offset: int | None,
     labels: Labels[V],
     *,
     what: str,
 ) -> tuple[dict[V, float] | None, Usage]:
-    """The distribution after ``text[:offset]``, read by prefill + constrained choice."""
+    """The distribution after ``answer.text[:offset]``, read by prefill + constrained choice
+    (continuing the server's own tokens where it gave them, see :func:`tokens_before`)."""
     if offset is None:
         reader.skip(f"no value for {what} in the verdict text")
         return None, Usage()
-    prefix = text[:offset]
+    prefix = answer.text[:offset]
+    tokens = tokens_before(answer, offset)
     if labels.numeric:
         numeric = cast("Mapping[str, float]", labels.valid)
-        dist, usage = await reader.read_scores(messages, prefix, numeric)
+        dist, usage = await reader.read_scores(messages, prefix, numeric, tokens)
         return cast("dict[V, float] | None", dist), usage
-    return await reader.read_labels(messages, prefix, labels.valid, labels.choices)
+    return await reader.read_labels(messages, prefix, labels.valid, labels.choices, tokens)
+
+
+def tokens_before(answer: ChatResponse, offset: int) -> tuple[int, ...] | None:
+    """The server's own token ids of ``answer`` before the token that wrote the value at
+    ``offset``, or None when it gave no ids or its tokens do not line up with the text.
+
+    A read continuing these ids is the exact state in which the judge wrote its value, and a
+    server that keeps them cached (llama.cpp's slot) evaluates nothing again. Between the last of
+    them and ``offset`` only spaces or a quote may lie (a token " 4" carries its space); text the
+    server generated before the answer's text (a code fence it stripped) stays, as generated.
+    """
+    logprobs = answer.logprobs
+    if not isinstance(logprobs, LazyLogprobs):
+        return None
+    index = token_index_at(logprobs, answer.text, offset)
+    if index is None:
+        return None
+    texts = logprobs.texts()
+    joined = "".join(texts)
+    base = 0 if joined == answer.text else joined.find(answer.text)
+    start = sum(map(len, texts[:index]))
+    if base < 0 or joined[start : base + offset].strip(" \t\n\"'"):
+        return None
+    return logprobs.ids(index)
 
 
 async def exact_each(
     reader: ExactReader,
     messages: Sequence[Message],
-    text: str,
+    answer: ChatResponse,
     offsets: Mapping[K, int | None],
     labels: Labels[V],
     what: Callable[[K], str],
 ) -> tuple[dict[K, dict[V, float] | None], Usage]:
     """:func:`exact` at several places of one answer; the reads share its prefix and go together.
 
-    One after another (``reader.one_at_a_time``) looked better for llama.cpp's per-slot caches, and
-    is for one judgment alone; in a batch it lost the follow-up's place between two reads, a queued
-    verdict took the slot that held the prefix, and more prompt was evaluated again
-    (``benchmarks/slot_cache.py``)."""
-    keys = list(offsets)
-    if reader.one_at_a_time:
-        reads = [await exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys]
-    else:
-        reads = list(
-            await asyncio.gather(
-                *(exact(reader, messages, text, offsets[k], labels, what=what(k)) for k in keys)
-            )
+    Together, not one after another: in a batch, a queued verdict took the slot between two reads
+    of llama.cpp's server and more prompt was evaluated again (``benchmarks/slot_cache.py``,
+    before slots were pinned per conversation). The read with the longest prefix goes first: one
+    server slot answering them in turn then holds every later read's prefix already (a shorter
+    read sent first would cut the slot's cache back to its own prefix)."""
+    keys = sorted(offsets, key=lambda k: _or_first(offsets[k]), reverse=True)
+    reads = list(
+        await asyncio.gather(
+            *(exact(reader, messages, answer, offsets[k], labels, what=what(k)) for k in keys)
         )
+    )
     total = Usage()
     for _, usage in reads:
         total = total + usage
     return {k: dist for k, (dist, _) in zip(keys, reads, strict=True)}, total
+
+
+def _or_first(offset: int | None) -> int:
+    return -1 if offset is None else offset
 
 
 def expectation(dist: Mapping[Any, float] | None) -> float | None:

@@ -6,7 +6,9 @@ constrained to the valid labels (a *choice request*, see :mod:`rftjudge.clients.
 first generated token's top logprobs are then the judge's distribution over the valid labels at
 exactly that place, conditioned on its own reasoning — no search for the score token in the text, no
 forbidden tokens in the list. The reads of one verdict share its whole prefix and are sent together,
-so a server with prefix caching computes that prefix once; each read generates one or two tokens.
+ahead of queued first requests, to the replica (and on llama.cpp the slot) that wrote the verdict
+(:mod:`rftjudge._affinity`), so a server with prefix caching computes that prefix once; each read
+generates one or two tokens.
 
 A read that cannot give a distribution (the request failed, the valid labels are not among the
 top logprobs) returns None: the caller falls back to the in-band logprobs, then to the sampled
@@ -68,9 +70,6 @@ class ExactReader:
         self.top_logprobs = max(
             1, min(20, int(getattr(capabilities, "max_top_logprobs", 20) or 20))
         )
-        # The reads of one answer go together (measured better than one after another even on
-        # llama.cpp's per-slot caches: benchmarks/slot_cache.py). The switch is for that benchmark.
-        self.one_at_a_time = False
         self.reads = 0
         self.fallbacks = 0
 
@@ -80,11 +79,13 @@ class ExactReader:
         prefix: str,
         valid: Mapping[str, V],
         choices: Sequence[str],
+        tokens: Sequence[int] | None = None,
     ) -> tuple[dict[V, float] | None, Usage]:
         """The distribution over the label values after ``prefix`` (None when unavailable,
         counted) and the usage of the read. ``valid`` maps label text (aliases allowed) to value;
-        generation is constrained to ``choices``."""
-        found, usage = await self._ask(messages, prefix, choices, max_tokens=1)
+        generation is constrained to ``choices``. ``tokens``: the server's own ids of the prefix
+        (see :attr:`~rftjudge.ChatRequest.prefill_tokens`)."""
+        found, usage = await self._ask(messages, prefix, choices, max_tokens=1, tokens=tokens)
         if found is None:
             return None, usage
         logprobs, index = found
@@ -94,12 +95,18 @@ class ExactReader:
         return dist or None, usage
 
     async def read_scores(
-        self, messages: Sequence[Message], prefix: str, valid: Mapping[str, float]
+        self,
+        messages: Sequence[Message],
+        prefix: str,
+        valid: Mapping[str, float],
+        tokens: Sequence[int] | None = None,
     ) -> tuple[dict[float, float] | None, Usage]:
         """Like :meth:`read_labels` for numeric labels: one spread over two tokens ("1" then "0"
         for 10) is resolved with the next position."""
         width = max(len(label) for label in valid)
-        found, usage = await self._ask(messages, prefix, list(valid), max_tokens=max(1, width))
+        found, usage = await self._ask(
+            messages, prefix, list(valid), max_tokens=max(1, width), tokens=tokens
+        )
         if found is None:
             return None, usage
         logprobs, index = found
@@ -109,7 +116,13 @@ class ExactReader:
         return dist or None, usage
 
     async def _ask(
-        self, messages: Sequence[Message], prefix: str, choices: Sequence[str], *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        prefix: str,
+        choices: Sequence[str],
+        *,
+        max_tokens: int,
+        tokens: Sequence[int] | None,
     ) -> tuple[tuple[Sequence[TokenLogprob], int] | None, Usage]:
         self.reads += 1
         request = ChatRequest(
@@ -123,6 +136,7 @@ class ExactReader:
             follow_up=True,  # continues the verdict just written: before the server forgets it
             logprobs=True,
             top_logprobs=max(self.top_logprobs, min(20, len(choices))),
+            prefill_tokens=tuple(tokens) if tokens else None,
         )
         try:
             response = await self.judge.client.complete(request)

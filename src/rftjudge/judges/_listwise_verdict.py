@@ -128,17 +128,17 @@ def expected_scores(
 async def exact_scores(
     exact: ExactReader,
     messages: Sequence[Message],
-    text: str,
+    answer: ChatResponse,
     ids: Sequence[str],
     labels: Labels[float],
 ) -> tuple[dict[str, float | None], Usage, int]:
     """Each id's expected score read by prefill + constrained choice; the reads of one answer
     share its prefix and go out together."""
-    offsets = _score_offsets(text)
+    offsets = _score_offsets(answer.text)
     dists, usage = await exact_each(
         exact,
         messages,
-        text,
+        answer,
         {cid: offsets.get(cid) for cid in ids},
         labels,
         lambda cid: f"id {cid}",

@@ -256,7 +256,7 @@ async def read_expected(
         for scale, ids in groups.items():
             offsets = {i: json_value_offset(read.text, i) for i in ids}
             dists, extra = await exact_each(
-                reader, request.messages, read.text, offsets, scale_labels(scale), repr
+                reader, request.messages, response, offsets, scale_labels(scale), repr
             )
             usage = usage + extra
             for ident, dist in dists.items():

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._affinity import in_conversation
 from .._errors import ConfigurationError
 from .._sync import run_sync
 from .._types import Usage
@@ -373,6 +374,7 @@ async def _ask_row(
     implicit = settings.aggregate == "implicit"
     plan = row_plan(settings, rubric)
 
+    @in_conversation
     async def one(items: tuple[RubricItem, ...], shape: Shape) -> ChunkRead:
         messages = settings.template.render(
             prompt=prompt,

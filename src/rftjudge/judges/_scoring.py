@@ -54,18 +54,18 @@ def expected_scores(
 async def exact_scores(
     reader: ExactReader,
     messages: Sequence[Message],
-    text: str,
+    answer: ChatResponse,
     criteria: Sequence[Criterion],
     scale: Scale,
 ) -> tuple[dict[str, float | None], Usage]:
     """Expected raw score per criterion from exact distributions (see :mod:`._exact`).
 
-    Each criterion's read continues the verdict ``text`` up to where that criterion's value is
+    Each criterion's read continues the verdict ``answer`` up to where that criterion's value is
     written; the reads share the prefix and are sent together. None where a read gave nothing
     (already counted by the reader as a fallback).
     """
-    offsets = {c.name: json_value_offset(text, c.name) for c in criteria}
+    offsets = {c.name: json_value_offset(answer.text, c.name) for c in criteria}
     dists, usage = await exact_each(
-        reader, messages, text, offsets, scale_labels(scale), lambda name: repr(name)
+        reader, messages, answer, offsets, scale_labels(scale), lambda name: repr(name)
     )
     return {name: expectation(dist) for name, dist in dists.items()}, usage

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from .._affinity import in_conversation
 from .._content import content_text
 from .._errors import (
     ConfigurationError,
@@ -246,6 +247,7 @@ class BaseJudge(RewardBase[R]):
             extra_body=self.extra_body,
         )
 
+    @in_conversation
     async def _ask(self, request: ChatRequest, model: type[V]) -> Asked[V]:
         """Send ``request``; re-ask up to ``max_reasks`` times while there is no valid verdict.
 
@@ -308,4 +310,3 @@ def _with_messages(request: ChatRequest, messages: tuple[Message, ...]) -> ChatR
     from dataclasses import replace
 
     return replace(request, messages=messages, follow_up=True)  # a re-ask extends the verdict
-

@@ -55,6 +55,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import Unpack
 
+from .._affinity import in_conversation
 from .._content import content_size
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, JudgeError, VerdictError
@@ -275,6 +276,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         )
         return self._combine(n, requests, answers, len(shifts))
 
+    @in_conversation
     async def _ask_request(
         self,
         prompt: str,
@@ -310,7 +312,7 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             found = self._expected(asked.verdict_response, shown)
             usage, reads, misses = asked.usage, 0, 0
             if self.exact.enabled:
-                exact, usage_x, reads = await self._exact(messages, asked.verdict_text, shown)
+                exact, usage_x, reads = await self._exact(messages, asked.verdict_response, shown)
                 usage = usage + usage_x
                 misses = sum(v is None for v in exact.values())
                 found.update({k: v for k, v in exact.items() if v is not None})
@@ -341,10 +343,10 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
         return expected_scores(response, ids, self._labels)
 
     async def _exact(
-        self, messages: Sequence[Message], text: str, ids: Sequence[str]
+        self, messages: Sequence[Message], answer: ChatResponse, ids: Sequence[str]
     ) -> tuple[dict[str, float | None], Usage, int]:
         """Each id's expected score read by prefill + constrained choice."""
-        return await exact_scores(self.exact, messages, text, ids, self._labels)
+        return await exact_scores(self.exact, messages, answer, ids, self._labels)
 
     def _combine(
         self,

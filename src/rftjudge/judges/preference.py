@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from typing_extensions import Unpack
 
+from .._affinity import in_conversation
 from .._content import carries_image
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError, JudgeError
@@ -224,6 +225,7 @@ class PreferenceJudge(BaseJudge[Preference]):
             raw=tuple(o.text for o in orders),
         )
 
+    @in_conversation
     async def _one_order(self, prompt: str, a: str, b: str) -> _Order:
         """The verdict of one presentation order (A shown first)."""
         request = self.make_request(
@@ -237,7 +239,7 @@ class PreferenceJudge(BaseJudge[Preference]):
         usage = asked.usage
         probs: dict[Label, float] | None = None
         if self.exact.enabled:
-            probs, read_usage = await self._exact_probs(request.messages, asked.verdict_text)
+            probs, read_usage = await self._exact_probs(request.messages, asked.verdict_response)
             usage = usage + read_usage
         if probs is None and self._expected:
             probs = self._label_probs(asked.verdict_response)
@@ -250,11 +252,11 @@ class PreferenceJudge(BaseJudge[Preference]):
         )
 
     async def _exact_probs(
-        self, messages: Sequence[Message], text: str
+        self, messages: Sequence[Message], answer: ChatResponse
     ) -> tuple[dict[Label, float] | None, Usage]:
         """The label distribution read by prefill + constrained choice (see :mod:`._exact`)."""
-        offset = json_value_offset(text, "winner")
-        return await exact(self.exact, messages, text, offset, self._labels, what="winner")
+        offset = json_value_offset(answer.text, "winner")
+        return await exact(self.exact, messages, answer, offset, self._labels, what="winner")
 
     def _label_probs(self, response: ChatResponse) -> dict[Label, float] | None:
         offset = json_value_offset(response.text, "winner") if response.logprobs else None

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from typing_extensions import Unpack
 
+from .._affinity import in_conversation
 from .._deprecation import legacy_positionals
 from .._errors import ConfigurationError
 from .._types import ChatRequest, Usage
@@ -337,6 +338,7 @@ class RubricJudge(RowRubrics[Judgment]):
             exact_fallbacks=sum(r.exact_fallbacks for r in reads),
         )
 
+    @in_conversation
     async def _read(self, request: ChatRequest) -> _Read:
         """One verdict: raw scores, and expected scores where the logprobs allow."""
         asked = await self._ask(request, self.verdict_model)
@@ -351,7 +353,7 @@ class RubricJudge(RowRubrics[Judgment]):
             found = expected_scores(asked.verdict_response, self.criteria, self.scale)
             if self.exact.enabled:
                 exact, exact_usage = await exact_scores(
-                    self.exact, request.messages, asked.verdict_text, self.criteria, self.scale
+                    self.exact, request.messages, asked.verdict_response, self.criteria, self.scale
                 )
                 usage = usage + exact_usage
                 exact_hits = sum(v is not None for v in exact.values())

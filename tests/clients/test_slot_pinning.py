@@ -1,0 +1,315 @@
+"""Follow-ups stay where their verdict was computed: llama.cpp slots pinned by the client
+(``OpenAIClient(slots=)``), and the same replica of a base-URL list or an :class:`EndpointPool`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from rftjudge import (
+    ChatRequest,
+    ConfigurationError,
+    Criterion,
+    EndpointPool,
+    MemoryCache,
+    Message,
+    OpenAIClient,
+    RubricJudge,
+)
+from rftjudge._affinity import conversation, current_conversation
+from rftjudge.clients._routing import EndpointRouter
+from rftjudge.clients._slots import SlotPool, _shared, with_slot
+
+from support.payloads import BASE, CHAT, completion
+from support.server import LoopbackServer, Reply, chat_reply
+
+CRITERIA = [
+    Criterion(name="correct", description="Is it right?"),
+    Criterion(name="clear", description="Is it clear?"),
+]
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+# -- the slot pool ---------------------------------------------------------------------------------
+
+
+async def test_a_conversation_holds_one_slot_until_it_ends() -> None:
+    pool = SlotPool(2)
+    with conversation():
+        async with pool.lease() as first:
+            pass
+        assert pool.leased == 1  # the verdict's slot stays leased for its follow-ups
+        async with pool.lease() as again:
+            assert again == first
+    assert pool.leased == 0
+
+
+async def test_a_lone_request_leases_a_slot_only_while_it_runs() -> None:
+    pool = SlotPool(2)
+    async with pool.lease() as slot:
+        assert pool.leased == 1
+    assert pool.leased == 0
+    assert slot in (0, 1)
+
+
+async def test_slots_go_least_recently_used_first() -> None:
+    pool = SlotPool(3)
+    seen = []
+    for _ in range(4):
+        async with pool.lease() as slot:
+            seen.append(slot)
+    assert seen == [0, 1, 2, 0]
+
+
+async def test_a_free_slot_whose_last_request_shares_the_most_goes_first() -> None:
+    pool = SlotPool(3)
+    for body in (b"alpha group, answer a", b"beta group, answer a"):
+        async with pool.lease(body):
+            pass
+    async with pool.lease(b"beta group, answer b") as slot:
+        assert slot == 1  # the slot that holds the beta group's prompt, not the least recently used
+    async with pool.lease(b"other") as slot:
+        assert slot == 2  # nothing shared anywhere: least recently used
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "shared"), [(b"", b"x", 0), (b"abc", b"abd", 2), (b"ab", b"abc", 2)]
+)
+def test_shared_prefix_length(a: bytes, b: bytes, shared: int) -> None:
+    assert _shared(a, b) == shared
+
+
+async def test_a_conversation_waits_for_a_free_slot_and_never_shares_one() -> None:
+    pool = SlotPool(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def verdict(name: str) -> None:
+        with conversation():
+            async with pool.lease():
+                order.append(f"{name} verdict")
+            await release.wait()
+            async with pool.lease():
+                order.append(f"{name} read")
+
+    tasks = [asyncio.create_task(verdict("a")), asyncio.create_task(verdict("b"))]
+    await _settle()
+    assert order == ["a verdict"]  # b waits: the only slot belongs to a until a ends
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order == ["a verdict", "a read", "b verdict", "b read"]
+
+
+async def test_concurrent_requests_of_one_conversation_take_one_slot() -> None:
+    pool = SlotPool(2)
+    slots: list[int] = []
+
+    async def read() -> None:
+        async with pool.lease() as slot:
+            slots.append(slot)
+            await _settle()
+
+    with conversation():
+        await asyncio.gather(read(), read(), read())
+        assert pool.leased == 1
+    assert len(set(slots)) == 1
+    assert pool.leased == 0
+
+
+async def test_a_cancelled_wait_for_a_slot_is_not_remembered() -> None:
+    pool = SlotPool(1)
+    async with pool.lease():  # the only slot is busy
+        with conversation() as current:
+            waiting = asyncio.create_task(_lease_once(pool))
+            await _settle()
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            assert current.chosen(pool) is None
+    with conversation():
+        assert await _lease_once(pool) == 0  # taken afresh, not stuck on the cancelled wait
+    assert pool.leased == 0
+
+
+async def _lease_once(pool: SlotPool) -> int:
+    async with pool.lease() as slot:
+        return slot
+
+
+def test_the_slot_joins_the_body_without_decoding_it() -> None:
+    body = json.dumps({"model": "m", "messages": []}, separators=(",", ":")).encode()
+    assert json.loads(with_slot(body, 3)) == {"model": "m", "messages": [], "id_slot": 3}
+
+
+@pytest.mark.parametrize("slots", [0, -1, True, 1.5])
+def test_a_bad_slot_count_is_refused(slots: Any) -> None:
+    with pytest.raises(ConfigurationError, match="slots must be an int >= 1"):
+        OpenAIClient("m", base_url=BASE, server="llamacpp", slots=slots)
+
+
+def test_slots_need_llama_cpp_and_one_server() -> None:
+    with pytest.raises(ConfigurationError, match='server="llamacpp"'):
+        OpenAIClient("m", base_url=BASE, server="vllm", slots=2)
+    with pytest.raises(ConfigurationError, match="EndpointPool"):
+        OpenAIClient("m", base_url=[BASE, "http://other.test/v1"], server="llamacpp", slots=2)
+
+
+# -- a judge on a client that pins slots (real transport, loopback server) ---------------------------
+
+
+def _choice(body: dict[str, Any]) -> bool:
+    return bool(body["messages"][-1]["role"] == "assistant")
+
+
+def _slot_server(delay: float = 0.0) -> LoopbackServer:
+    """Answers verdicts and exact reads like a llama.cpp server with top logprobs."""
+
+    def handler(body: dict[str, Any]) -> Reply:
+        if _choice(body):
+            top = [{"token": t, "logprob": math.log(p)} for t, p in (("4", 0.75), ("3", 0.25))]
+            logprobs = {"content": [{"token": "4", "logprob": math.log(0.75), "top_logprobs": top}]}
+            return Reply(body=chat_reply("4", logprobs=logprobs), delay=delay)
+        verdict = {"rationale": "fine", "scores": {"correct": 4, "clear": 3}}
+        return Reply(body=chat_reply(json.dumps(verdict)), delay=delay)
+
+    return LoopbackServer(handler)
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    return next(str(m["content"]) for m in body["messages"] if m["role"] == "user")
+
+
+def test_a_verdict_and_its_reads_share_one_slot_that_nobody_else_uses_meanwhile() -> None:
+    with _slot_server(delay=0.01) as server:
+        client = OpenAIClient(
+            "m", base_url=server.base_url, server="llamacpp", slots=2, max_concurrency=4
+        )
+        judge = RubricJudge(client, CRITERIA)
+        responses = [f"answer number {i}" for i in range(6)]
+        rewards = judge.reward_batch(["q"] * 6, responses)
+        client.close()
+    assert all(r is not None for r in rewards)
+    requests = server.requests
+    assert len(requests) == 6 * 3  # a verdict and two reads each
+    assert {r["id_slot"] for r in requests} <= {0, 1}
+    by_judgment: dict[str, set[int]] = {}
+    for body in requests:
+        by_judgment.setdefault(_user_text(body), set()).add(body["id_slot"])
+    assert all(len(slots) == 1 for slots in by_judgment.values())
+    for slot in (0, 1):  # on one slot, a judgment's requests come together, verdict first
+        runs: list[tuple[str, list[bool]]] = []
+        for body in (r for r in requests if r["id_slot"] == slot):
+            text = _user_text(body)
+            if not runs or runs[-1][0] != text:
+                runs.append((text, []))
+            runs[-1][1].append(_choice(body))
+        assert len({text for text, _ in runs}) == len(runs)  # nobody came back to a slot later
+        assert all(kinds == [False, True, True] for _, kinds in runs)
+
+
+def test_a_slot_set_by_the_caller_is_kept(api: respx.MockRouter) -> None:
+    sent: list[bytes] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json=completion({"rationale": "", "scores": {"correct": 4}}))
+
+    api.post(CHAT).mock(side_effect=reply)
+    client = OpenAIClient("m", base_url=BASE, server="llamacpp", slots=2, logprobs=False)
+    pinned = RubricJudge(client, CRITERIA[:1], extra_body={"id_slot": 1}, exact=False)
+    assert pinned.reward("q", "a") is not None
+    assert sent[-1].count(b'"id_slot"') == 1
+    assert json.loads(sent[-1])["id_slot"] == 1
+    client.close()
+
+
+# -- replicas: follow-ups go back to the endpoint of their conversation ------------------------------
+
+
+async def test_a_follow_up_returns_to_its_conversations_endpoint_however_loaded() -> None:
+    router: EndpointRouter[str] = EndpointRouter([("a", "a"), ("b", "b")])
+
+    async def send(target: str) -> str:
+        return target
+
+    with conversation():
+        first = await router.call([], send)
+        loaded = next(e for e in router.endpoints if e.name == first)
+        loaded.in_flight += 5  # least-loaded routing alone would now go elsewhere
+        assert await router.call([], send, follow_up=True) == first
+        assert await router.call([], send) != first  # a first request is routed by load
+    assert await router.call([], send, follow_up=True) != first  # outside: by load too
+    loaded.in_flight -= 5
+    assert current_conversation() is None
+
+
+async def test_a_follow_up_fails_over_when_its_endpoint_was_tried() -> None:
+    router: EndpointRouter[str] = EndpointRouter([("a", "a"), ("b", "b")])
+
+    async def send(target: str) -> str:
+        return target
+
+    with conversation():
+        first = await router.call([], send)
+        tried = [e for e in router.endpoints if e.name == first]
+        follow = await router.call(tried, send, follow_up=True)
+    assert follow != first
+
+
+def test_an_endpoint_pool_sends_follow_ups_to_the_verdicts_member() -> None:
+    with _slot_server() as one, _slot_server() as two:
+        members = [
+            OpenAIClient("m", base_url=s.base_url, server="llamacpp", slots=1, max_concurrency=1)
+            for s in (one, two)
+        ]
+        pool = EndpointPool(members, max_concurrency=2)
+        judge = RubricJudge(pool, CRITERIA)
+        rewards = judge.reward_batch(["q"] * 6, [f"answer {i}" for i in range(6)])
+        pool.close()
+    assert all(r is not None for r in rewards)
+    for server in (one, two):
+        kinds: dict[str, list[bool]] = {}
+        for body in server.requests:
+            kinds.setdefault(_user_text(body), []).append(_choice(body))
+        assert all(k == [False, True, True] for k in kinds.values())  # reads where the verdict was
+    assert len(one.requests) + len(two.requests) == 18
+
+
+def test_a_pool_of_slot_pinned_members_cannot_deadlock_on_its_own_limit() -> None:
+    """Verdicts holding the pool's only place wait for a member's slot while the slot's owner
+    needs a place for its reads: follow-ups of a conversation skip the pool's limit."""
+    with _slot_server(delay=0.01) as server:
+        member = OpenAIClient(
+            "m", base_url=server.base_url, server="llamacpp", slots=1, max_concurrency=1
+        )
+        pool = EndpointPool([member], max_concurrency=1)
+        judge = RubricJudge(pool, CRITERIA)
+        rewards = judge.reward_batch(["q"] * 4, [f"answer {i}" for i in range(4)])
+        pool.close()
+    assert all(r is not None for r in rewards)
+    assert len(server.requests) == 12
+
+
+async def test_the_cache_key_ignores_the_slot(api: respx.MockRouter) -> None:
+    route = api.post(CHAT).mock(return_value=httpx.Response(200, json=completion("4")))
+    client = OpenAIClient("m", base_url=BASE, server="llamacpp", slots=2, cache=MemoryCache())
+    request = ChatRequest(messages=(Message("user", "q"),), temperature=0.0, max_tokens=4)
+    with conversation():
+        async with client.slots.lease() as held:  # type: ignore[union-attr]
+            assert held == 0
+            first = await client.complete(request)  # sent from slot 0
+    with conversation():
+        again = await client.complete(request)  # slot 1 is next: still a cache hit
+    assert first.text == again.text == "4"
+    assert route.call_count == 1
+    assert json.loads(route.calls[0].request.content)["id_slot"] == 0
+    await client.aclose()
