@@ -23,7 +23,11 @@ in turn:
 Per configuration and per judgment, from the server's own ``timings`` of every response (verdicts,
 exact reads and re-asks, the minimal judge's too; an ``httpx`` response hook on the shared client):
 server time (``prompt_ms + predicted_ms``), prompt tokens evaluated and reused (``prompt_n``,
-``cache_n``), generated tokens (``predicted_n``), requests, and wall time. Reward signal: mean
+``cache_n``), generated tokens (``predicted_n``), requests, and wall time (with more than one slot
+the server decodes slots in one batch and each response's timings count the shared batch time: the
+sum then overstates the server's busy time, and wall time is the fairer figure). Before each
+judge's group one uncounted judgment of another item puts its instructions in the cache, as when
+one judge serves every group of a run (``--cold``: not). Reward signal: mean
 Spearman between reward and the known quality over groups, tied groups (all 8 rewards equal),
 failed (``None``) judgments. A 135M judge is close to noise on quality (see
 ``shared/reference/local-judge.md``): the signal columns show whether a configuration breaks the
