@@ -4,15 +4,17 @@ An exact read continues the verdict just written (prefill + constrained choice).
 keeps its prefix cache per slot: a read that lands in the slot holding its verdict evaluates a
 handful of tokens; one that lands elsewhere evaluates the whole prompt again (~600 tokens, ~10 ms
 each for SmolLM2-135M on one CPU thread). This runs the default rubric judge (two criteria,
-``server="llamacpp"``) on GRPO groups of 8 from ``data/groups.jsonl`` under three configurations,
+``server="llamacpp"``) on GRPO groups of 8 from ``data/groups.jsonl`` under four configurations,
 interleaved group by group, against one ``LocalJudgeServer`` (``--slots`` slots):
 
-- ``exact, pinned slots`` — the default of ``local_client``: the client leases each verdict a slot
-  (``id_slot``) that its reads use and nobody else does until they are done
-  (``OpenAIClient(slots=)``);
-- ``exact, server picks slots`` — the same reads, all sent at once ahead of queued verdicts
-  (``ChatRequest.follow_up``), the slot left to the server (``slots=None``): a queued verdict may
-  take the slot between a verdict and its reads;
+- ``exact, pinned slots, token reads`` — the default of ``local_client``: the client leases each
+  verdict a slot (``id_slot``) that its reads use and nobody else does until they are done
+  (``OpenAIClient(slots=)``), and each read continues the verdict's own token ids
+  (``/apply-template`` + ``/v1/completions``, see ``rftjudge.clients._llamacpp``);
+- ``exact, server picks slots, token reads`` — the same reads, the slot left to the server
+  (``slots=None``): a queued verdict may take the slot between a verdict and its reads;
+- ``exact, server picks slots, text reads`` — as before this change: the reads prefill the
+  verdict as chat text, which the server tokenizes differently from what it generated;
 - ``no exact reads`` — expected scores from the verdict's own top logprobs, one request.
 
 Per configuration, from the server's own ``timings`` of every response: prompt tokens evaluated
@@ -21,7 +23,11 @@ reused, generated tokens, and wall time per judgment. Reward signal: Spearman be
 the known quality order (a 135M judge is close to noise; the column shows that a configuration
 does not break the method).
 
-    python benchmarks/slot_cache.py --groups 3 --slots 2
+    python benchmarks/slot_cache.py --groups 4 --slots 2
+
+The first configuration to judge a group pays for the group's shared prompt (its first verdicts
+find only the instructions cached): ``--groups`` should be a multiple of the four configurations,
+so that each goes first equally often.
 """
 
 from __future__ import annotations
@@ -42,7 +48,12 @@ sys.path.insert(0, str(HERE))
 from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
 
 DATA = HERE / "data" / "groups.jsonl"
-CONFIGS = ("exact, pinned slots", "exact, server picks slots", "no exact reads")
+CONFIGS = (
+    "exact, pinned slots, token reads (default)",
+    "exact, server picks slots, token reads",
+    "exact, server picks slots, text reads (before)",
+    "no exact reads",
+)
 
 
 async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict[str, Any]:
@@ -80,14 +91,15 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
         )
 
         def client_for(name: str) -> Any:
-            pinned = name == "exact, pinned slots"
-            return local_client(
+            client = local_client(
                 server.base_url,
                 api_key=server.api_key,
                 http_client=http,
                 max_concurrency=slots,
-                slots=slots if pinned else None,
+                slots=slots if "pinned" in name else None,
             )
+            client.token_reads = "text reads" not in name
+            return client
 
         clients = {name: client_for(name) for name in CONFIGS}
         judges = {
@@ -132,7 +144,7 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--groups", type=int, default=2)
+    parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--slots", type=int, default=2, help="the server's slots (n_parallel)")
     parser.add_argument("--max-tokens", type=int, default=256)
     args = parser.parse_args()

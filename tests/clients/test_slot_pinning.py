@@ -313,3 +313,20 @@ async def test_the_cache_key_ignores_the_slot(api: respx.MockRouter) -> None:
     assert route.call_count == 1
     assert json.loads(route.calls[0].request.content)["id_slot"] == 0
     await client.aclose()
+
+
+def test_reads_go_back_to_the_replica_of_a_base_url_list_that_wrote_their_verdict() -> None:
+    with _slot_server(delay=0.005) as one, _slot_server(delay=0.005) as two:
+        client = OpenAIClient(
+            "m", base_url=[one.base_url, two.base_url], server="llamacpp", max_concurrency=4
+        )
+        judge = RubricJudge(client, CRITERIA)
+        rewards = judge.reward_batch(["q"] * 8, [f"answer {i}" for i in range(8)])
+        client.close()
+    assert all(r is not None for r in rewards)
+    assert one.requests and two.requests  # both replicas wrote verdicts
+    for server in (one, two):
+        kinds: dict[str, list[bool]] = {}
+        for body in server.requests:
+            kinds.setdefault(_user_text(body), []).append(_choice(body))
+        assert all(k == [False, True, True] for k in kinds.values())

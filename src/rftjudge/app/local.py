@@ -444,8 +444,9 @@ def local_client(base_url: str, *, model: str = DEFAULT_ALIAS, **overrides: Any)
     prefilled assistant turn under a grammar (exact score reads). Its slots answer
     ``LocalJudgeServer.n_parallel`` requests at once; more in flight only queue and count against
     the timeout. ``slots`` (default: ``max_concurrency``) pins each verdict and its exact reads
-    to one of them, so that the reads find the verdict in that slot's prefix cache. Pass ``api_key=server.api_key`` for a server started with a key; the caller's
-    ``OPENAI_API_KEY`` is never sent to it.
+    to one of them, so that the reads find the verdict in that slot's prefix cache. Pass
+    ``api_key=server.api_key`` for a server started with a key; the caller's ``OPENAI_API_KEY``
+    is never sent to it.
     """
     settings: dict[str, Any] = {
         "server": "llamacpp",
