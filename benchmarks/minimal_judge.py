@@ -220,6 +220,8 @@ async def run(
     current = ["warm-up"]
 
     async def count(response: httpx.Response) -> None:
+        if not response.url.path.endswith("completions"):  # /props, /apply-template: no model time
+            return
         body = json.loads(await response.aread())
         timings = body.get("timings") or {}
         sent = json.loads(response.request.content)

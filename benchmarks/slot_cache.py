@@ -73,6 +73,8 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
     current = [CONFIGS[0]]
 
     async def count(response: httpx.Response) -> None:
+        if not response.url.path.endswith("completions"):  # /props, /apply-template: no model time
+            return
         body = json.loads(await response.aread())
         timings = body.get("timings") or {}
         sent = json.loads(response.request.content)

@@ -72,7 +72,6 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rftjudge.clients._redis_scripts",
             "rftjudge.clients._routing",
             "rftjudge.clients._slots",
-            "rftjudge.clients._llamacpp",
             "rftjudge.clients._messages",
             "rftjudge.clients._prefill",
             "rftjudge.clients._cache_io",

@@ -107,7 +107,15 @@ def in_conversation(
 
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with conversation():
+        # conversation() spelled out: this runs twice per judgment, a generator context costs more
+        if _CURRENT.get() is not None:
             return await func(*args, **kwargs)
+        created = Conversation()
+        token = _CURRENT.set(created)
+        try:
+            return await func(*args, **kwargs)
+        finally:
+            _CURRENT.reset(token)
+            created.close()
 
     return wrapper

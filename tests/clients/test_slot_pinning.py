@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from typing import Any
 
@@ -170,7 +171,7 @@ def _choice(body: dict[str, Any]) -> bool:
     return bool(body["messages"][-1]["role"] == "assistant")
 
 
-def _slot_server(delay: float = 0.0) -> LoopbackServer:
+def _slot_server(delay: float = 0.0, props: dict[str, Any] | None = None) -> LoopbackServer:
     """Answers verdicts and exact reads like a llama.cpp server with top logprobs."""
 
     def handler(body: dict[str, Any]) -> Reply:
@@ -181,7 +182,7 @@ def _slot_server(delay: float = 0.0) -> LoopbackServer:
         verdict = {"rationale": "fine", "scores": {"correct": 4, "clear": 3}}
         return Reply(body=chat_reply(json.dumps(verdict)), delay=delay)
 
-    return LoopbackServer(handler)
+    return LoopbackServer(handler, props=props)
 
 
 def _user_text(body: dict[str, Any]) -> str:
@@ -330,3 +331,55 @@ def test_reads_go_back_to_the_replica_of_a_base_url_list_that_wrote_their_verdic
         for body in server.requests:
             kinds.setdefault(_user_text(body), []).append(_choice(body))
         assert all(k == [False, True, True] for k in kinds.values())
+
+
+async def test_a_conversation_inside_another_is_the_outer_one() -> None:
+    from rftjudge._affinity import in_conversation
+
+    seen: list[object] = []
+
+    @in_conversation
+    async def inner() -> None:
+        seen.append(current_conversation())
+
+    with conversation() as outer:
+        await inner()
+        with conversation() as nested:
+            assert nested is outer
+    await inner()  # alone: a conversation of its own, ended when it returns
+    assert seen[0] is outer and seen[1] is not outer and seen[1] is not None
+    assert current_conversation() is None
+
+
+def test_slots_auto_asks_the_servers_props_once() -> None:
+    with _slot_server(props={"total_slots": 3}) as server:
+        client = OpenAIClient("m", base_url=server.base_url, server="llamacpp", slots="auto")
+        judge = RubricJudge(client, CRITERIA)
+        assert all(r is not None for r in judge.reward_batch(["q"] * 4, ["a", "b", "c", "d"]))
+        client.close()
+    assert server.paths.count("/props") == 1
+    assert client.slots is not None and client.slots.count == 3
+    assert {body["id_slot"] for body in server.requests} <= {0, 1, 2}
+
+
+def test_slots_auto_pins_nothing_when_the_server_does_not_say(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with _slot_server(props=None) as server, caplog.at_level(logging.INFO, "rftjudge"):
+        client = OpenAIClient("m", base_url=server.base_url, server="llamacpp", slots="auto")
+        judge = RubricJudge(client, CRITERIA)
+        assert all(r is not None for r in judge.reward_batch(["q"] * 3, ["a", "b", "c"]))
+        client.close()
+    assert server.paths.count("/props") == 1
+    assert client.slots is None
+    assert not any("id_slot" in body for body in server.requests)
+    assert any("slots not pinned" in r.getMessage() for r in caplog.records)
+
+
+def test_local_client_asks_the_server_how_many_slots() -> None:
+    from rftjudge.app.local import local_client
+
+    client = local_client("http://127.0.0.1:9/v1")
+    assert client.slots is None and client._ask_slots  # asked on the first request
+    assert local_client("http://127.0.0.1:9/v1", slots=None)._ask_slots is False
+    assert local_client("http://127.0.0.1:9/v1", slots=2).slots is not None

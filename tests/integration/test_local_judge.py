@@ -138,6 +138,8 @@ async def test_exact_reads_find_their_verdict_in_its_pinned_slot(server: LocalJu
     seen: list[tuple[dict[str, Any], dict[str, int]]] = []
 
     async def record(response: httpx.Response) -> None:
+        if response.request.method != "POST":  # GET /props: how many slots
+            return
         body = json.loads(await response.aread())
         seen.append((json.loads(response.request.content), body.get("timings") or {}))
 
@@ -147,7 +149,6 @@ async def test_exact_reads_find_their_verdict_in_its_pinned_slot(server: LocalJu
     client = local_client(
         server.base_url, model=server.alias, api_key=server.api_key, http_client=http
     )
-    assert client.slots is not None and client.slots.count == server.n_parallel == 2
     judge = RubricJudge(
         client,
         criteria=[
@@ -162,6 +163,7 @@ async def test_exact_reads_find_their_verdict_in_its_pinned_slot(server: LocalJu
         await client.aclose()
         await http.aclose()
     assert [type(o) for o in outcomes] == [Judgment] * len(ITEMS), outcomes
+    assert client.slots is not None and client.slots.count == server.n_parallel == 2  # /props
     verdicts = [sent for sent, _ in seen if "response_format" in sent]
     templates = [sent for sent, _ in seen if set(sent) == {"messages"}]  # /apply-template
     reads = [(sent, timings) for sent, timings in seen if "grammar" in sent]

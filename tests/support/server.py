@@ -59,8 +59,14 @@ def chat_reply(
 class LoopbackServer:
     """``with LoopbackServer(handler) as server: server.base_url`` → ``http://127.0.0.1:PORT/v1``."""
 
-    def __init__(self, handler: Handler, routes: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        routes: dict[str, Handler] | None = None,
+        props: dict[str, Any] | None = None,
+    ) -> None:
         self.handler = handler
+        self.props = props  # GET /props answers this (llama.cpp's server); None: 404
         self.routes = dict(routes or {})  # more POST paths (e.g. "/apply-template"), each its own
         self.paths: list[str] = []  # the path of every request, in order
         self.requests: list[dict[str, Any]] = []
@@ -155,12 +161,19 @@ class LoopbackServer:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"data": [{"id": "test-judge"}]})
 
+    async def _props(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        if self.props is None:
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        return web.json_response(self.props)
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         for path in self.routes:
             app.router.add_post(path, self._handle)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/props", self._props)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

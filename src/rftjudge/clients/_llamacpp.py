@@ -1,4 +1,10 @@
-"""llama.cpp's server: exact reads that continue a verdict token for token.
+"""llama.cpp's server: pinned slots, and exact reads that continue a verdict token for token.
+
+:class:`LlamaCpp` is the part of :class:`~rftjudge.OpenAIClient` that only ``server="llamacpp"``
+uses. **Slots**: with ``slots=`` the client leases each conversation (a verdict and its follow-ups,
+:mod:`rftjudge._affinity`) one of the server's slots and sends it as ``id_slot``
+(:mod:`rftjudge.clients._slots`); ``slots="auto"`` asks the server's ``/props`` how many it has.
+**Token reads**, below.
 
 An exact read prefills the verdict up to a score and asks for one constrained token. Sent as
 chat text, the prefill is tokenized again by the server, and not into the tokens it generated: a
@@ -18,14 +24,187 @@ no model time.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .._types import ChatRequest, Message
-from ._prefill import choice_fields
+import httpx
 
-__all__ = ["completion_read", "server_root", "template_body", "template_prompt"]
+from .._affinity import current_conversation
+from .._errors import ConfigurationError, HTTPStatusError
+from .._types import ChatRequest, ChatResponse, Message
+from ._prefill import choice_fields, choices_of
+from ._slots import SlotPool, with_slot
+
+if TYPE_CHECKING:
+    from .base import HTTPClient
+
+    _Client = HTTPClient
+else:
+    _Client = object
+
+__all__ = [
+    "LlamaCpp",
+    "completion_read",
+    "server_root",
+    "template_body",
+    "template_prompt",
+]
+
+logger = logging.getLogger("rftjudge")
+# What a server answers for an endpoint or body field it does not have.
+_NO_SUCH_FEATURE = frozenset({400, 404, 405, 501})
+
+
+class LlamaCpp(_Client):
+    """Mixin for :class:`~rftjudge.OpenAIClient` (listed before the HTTP client): slots pinned
+    per conversation, and exact reads continuing the verdict's own token ids. Inert for other
+    server families."""
+
+    enable_thinking: bool | None
+
+    if TYPE_CHECKING:
+
+        def _make_auth_headers(self) -> dict[str, str]: ...
+
+    def _init_llamacpp(
+        self, server: str | None, slots: int | Literal["auto"] | None, urls: Sequence[str]
+    ) -> None:
+        self.slots: SlotPool | None = None
+        self._ask_slots = slots == "auto"  # the server's /props says, on the first request
+        self._asking: asyncio.Future[None] | None = None
+        if slots is not None:
+            if server != "llamacpp":
+                raise ConfigurationError(
+                    "slots= pins requests to llama.cpp server slots (id_slot): it needs "
+                    'server="llamacpp"'
+                )
+            if len(urls) > 1:
+                raise ConfigurationError(
+                    "slots= pins requests to the slots of one llama.cpp server; for several, "
+                    "pass EndpointPool([OpenAIClient(..., base_url=url, slots=n) for url in urls])"
+                )
+            if slots != "auto":
+                self.slots = SlotPool(slots)
+        # Exact reads continue the verdict's own tokens; off for good once the server shows it
+        # cannot (an older build without /apply-template).
+        self.token_reads = server == "llamacpp" and len(urls) == 1
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        choices = choices_of(request) if request.prefill_tokens and self.token_reads else None
+        if choices is not None:
+            prompt = await self._prompt_before(request.messages[:-1])
+            if prompt is not None:
+                body = completion_read(self.model, request, choices, prompt)
+                url = f"{self.base_url}/completions"
+                try:
+                    return await self.send_built(request, url, self._make_auth_headers(), body)
+                except HTTPStatusError as exc:
+                    if exc.status_code not in _NO_SUCH_FEATURE:
+                        raise
+                    self._no_token_reads(exc)  # then the same read as chat text, below
+        return await super().complete(request)
+
+    async def _prompt_before(self, messages: Sequence[Message]) -> str | None:
+        """The server's chat template applied to ``messages``: once per conversation, shared by a
+        verdict's reads. None where it cannot be had (the read then goes as chat text)."""
+        kwargs = (
+            {"enable_thinking": self.enable_thinking} if self.enable_thinking is not None else None
+        )
+        content = template_body(messages, kwargs)
+        if content is None:
+            return None
+        current = current_conversation()
+        try:
+            if current is None:
+                return await self._render(content)
+            return await current.hold(
+                ("template", self, content), lambda: self._render(content), _keep
+            )
+        except HTTPStatusError as exc:
+            if exc.status_code in _NO_SUCH_FEATURE:
+                self._no_token_reads(exc)
+                return None
+            raise
+        except ValueError as exc:
+            self._no_token_reads(exc)
+            return None
+
+    async def _render(self, content: bytes) -> str:
+        if not self.token_reads:  # another read of the conversation found that the server cannot
+            raise ValueError("token reads are off")
+        headers = {**self._make_auth_headers(), **self._extra_headers}
+        headers["content-type"] = "application/json"
+        response = await self._send(
+            f"{server_root(self.base_url)}/apply-template", headers, content
+        )
+        if response.status_code >= 400:
+            raise self.error_from_response(
+                response.status_code, None, response.text, dict(response.headers)
+            )
+        return template_prompt(json.loads(response.content))
+
+    async def _count(self) -> SlotPool | None:
+        """``slots="auto"``: the server's slot count from its ``/props`` (``total_slots``), asked
+        once (requests that come meanwhile wait for that answer); no pinning where it does not
+        say."""
+        loop = asyncio.get_running_loop()
+        asking = self._asking
+        if asking is not None and asking.get_loop() is loop:
+            await asyncio.wait([asking])
+            return self.slots
+        asking = self._asking = loop.create_future()
+        try:
+            return await self._ask_props()
+        finally:
+            asking.set_result(None)
+
+    async def _ask_props(self) -> SlotPool | None:
+        headers = {**self._make_auth_headers(), **self._extra_headers}
+        try:
+            answer = await self._http_client().get(
+                f"{server_root(self.base_url)}/props",
+                headers=headers,
+                timeout=min(self.timeout, 10.0),
+            )
+            count = answer.json().get("total_slots") if answer.status_code == 200 else None
+        except (httpx.HTTPError, OSError, ValueError, AttributeError) as exc:
+            count, why = None, f"{type(exc).__name__}: {exc}"
+        else:
+            why = f"status {answer.status_code}, total_slots {count!r}"
+        if self._ask_slots:  # the first answer counts; requests that asked meanwhile follow it
+            self._ask_slots = False
+            if type(count) is int and count >= 1:
+                self.slots = SlotPool(count)
+            else:
+                logger.info("rftjudge: %s: slots not pinned (/props: %s)", self.base_url, why)
+        return self.slots
+
+    def _no_token_reads(self, why: Exception) -> None:
+        if self.token_reads:
+            logger.warning(
+                "rftjudge: %s: exact reads go as chat text from now on; the server cannot "
+                "continue token ids (%s)",
+                self.base_url,
+                why,
+            )
+        self.token_reads = False
+
+    async def _fetch(
+        self, request: ChatRequest, url: str, headers: Mapping[str, str], content: bytes
+    ) -> tuple[ChatResponse, bytes]:
+        # A pinned slot joins the body after the cache key is taken: it is where, not what.
+        pool = self.slots if self.slots is not None or not self._ask_slots else await self._count()
+        if pool is None or b'"id_slot":' in content:  # the caller pinned it already
+            return await super()._fetch(request, url, headers, content)
+        async with pool.lease(content) as slot:
+            return await super()._fetch(request, url, headers, with_slot(content, slot))
+
+
+def _keep(_: object) -> None:
+    """Nothing to give back: a rendered template is not a lease."""
 
 
 def server_root(base_url: str) -> str:

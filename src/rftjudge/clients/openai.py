@@ -31,8 +31,6 @@ exact score distributions; choice requests go out in each family's shape (see
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -41,12 +39,11 @@ from urllib.parse import urlparse
 
 from typing_extensions import Unpack
 
-from .._affinity import current_conversation
 from .._deprecation import legacy_positionals
-from .._errors import ConfigurationError, HTTPStatusError
-from .._types import ChatRequest, ChatResponse, LazyLogprobs, Message, TokenLogprob, Usage
+from .._errors import ConfigurationError
+from .._types import ChatRequest, ChatResponse, LazyLogprobs, TokenLogprob, Usage
 from ._adapt import Adaptive
-from ._llamacpp import completion_read, server_root, template_body, template_prompt
+from ._llamacpp import LlamaCpp
 from ._messages import failed_generation
 from ._options import HTTPOptions
 from ._params import reasoning_headroom, reasons_by_default, rejected_fields
@@ -55,14 +52,9 @@ from ._prefill import PREFILL_SERVERS, SERVERS, ServerFamily, choice_fields, cho
 from ._routing import base_urls
 from ._schema import openai_schema
 from ._secrets import SecretField
-from ._slots import SlotPool, with_slot
 from .base import Capabilities, HTTPClient, check_structured_output
 
 __all__ = ["REASONING_EFFORTS", "OpenAIClient", "ReasoningEffort", "StructuredOutputMode"]
-
-logger = logging.getLogger("rftjudge")
-# What a server answers for an endpoint or body field it does not have.
-_NO_SUCH_FEATURE = frozenset({400, 404, 405, 501})
 
 StructuredOutputMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
 _MODES = ("json_schema", "json_object_schema", "json_object", "none")
@@ -90,7 +82,7 @@ def _is_openai_host(url: str) -> bool:
     return host == "api.openai.com"
 
 
-class OpenAIClient(Adaptive, HTTPClient):
+class OpenAIClient(LlamaCpp, Adaptive, HTTPClient):
     """Client for OpenAI's Chat Completions API and OpenAI-compatible servers.
 
     ``api_key`` falls back to ``OPENAI_API_KEY``; ``base_url`` to ``OPENAI_BASE_URL``, then
@@ -113,7 +105,8 @@ class OpenAIClient(Adaptive, HTTPClient):
     distributions unless ``prefill_choice=True``: a read continues the written answer without its
     thinking. vLLM and SGLang take ``reasoning_effort`` low, medium or high.
 
-    ``slots`` (llama.cpp's ``llama-server`` only: its ``--parallel``): the client pins each verdict
+    ``slots`` (llama.cpp's ``llama-server`` only: its ``--parallel``, or ``"auto"`` to ask its
+    ``/props`` on the first request): the client pins each verdict
     and its follow-ups (exact reads, re-asks) to one server slot (``id_slot``) that no other
     request uses until they are done, so the follow-ups find the verdict in that slot's prefix
     cache. A request already carrying ``id_slot`` (``extra_body``) keeps it.
@@ -144,7 +137,7 @@ class OpenAIClient(Adaptive, HTTPClient):
         reasoning_effort: ReasoningEffort | None = None,
         enable_thinking: bool | None = None,
         reasoning_budget: int | None = None,
-        slots: int | None = None,
+        slots: int | Literal["auto"] | None = None,
         **http_options: Unpack[HTTPOptions],
     ) -> None:
         if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
@@ -160,13 +153,6 @@ class OpenAIClient(Adaptive, HTTPClient):
                 f"with constrained choices: server= one of {', '.join(sorted(PREFILL_SERVERS))}"
             )
         self.server: ServerFamily | None = server
-        self.slots: SlotPool | None = None
-        if slots is not None:
-            if server != "llamacpp":
-                raise ConfigurationError(
-                    'slots= pins requests to llama.cpp server slots (id_slot): it needs server="llamacpp"'
-                )
-            self.slots = SlotPool(slots)
         self._prefill_choice = (
             (server in PREFILL_SERVERS) if prefill_choice is None else prefill_choice
         )
@@ -175,11 +161,7 @@ class OpenAIClient(Adaptive, HTTPClient):
         check_structured_output(structured_output, _MODES)
         resolved = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
         urls = base_urls(resolved, type(self).__name__)
-        if slots is not None and len(urls) > 1:
-            raise ConfigurationError(
-                "slots= pins requests to the slots of one llama.cpp server; for several, "
-                "pass EndpointPool([OpenAIClient(..., base_url=url, slots=n) for url in urls])"
-            )
+        self._init_llamacpp(server, slots, urls)
         resolved_url = urls[0]
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         if not key and any(_is_openai_host(u) for u in urls):
@@ -226,9 +208,6 @@ class OpenAIClient(Adaptive, HTTPClient):
             self._prefill_choice = False
         super().__init__(model, base_url=urls, **http_options)
         self._url = f"{self.base_url}/chat/completions"
-        # llama.cpp: exact reads continue the verdict's own tokens (see _llamacpp); off for good
-        # once the server shows it cannot (an older build without /apply-template).
-        self.token_reads = server == "llamacpp" and len(urls) == 1
         # The model table applies to OpenAI's own models, not to what a local server calls its model.
         known = rejected_fields(self.provider, model) if server in (None, "openai") else ()
         self._init_adaptive(known)
@@ -240,79 +219,6 @@ class OpenAIClient(Adaptive, HTTPClient):
         if server == "openai" or any(_is_openai_host(u) for u in urls):
             # {type: json_object, schema} is llama-cpp-python's extension: OpenAI would reject it too
             self._mode_ladder = tuple(m for m in _MODES if m != "json_object_schema")
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        choices = choices_of(request) if request.prefill_tokens and self.token_reads else None
-        if choices is not None:
-            prompt = await self._prompt_before(request.messages[:-1])
-            if prompt is not None:
-                body = completion_read(self.model, request, choices, prompt)
-                url = f"{self.base_url}/completions"
-                try:
-                    return await self.send_built(request, url, self._make_auth_headers(), body)
-                except HTTPStatusError as exc:
-                    if exc.status_code not in _NO_SUCH_FEATURE:
-                        raise
-                    self._no_token_reads(exc)  # then the same read as chat text, below
-        return await super().complete(request)
-
-    async def _prompt_before(self, messages: Sequence[Message]) -> str | None:
-        """The server's chat template applied to ``messages``: once per conversation, shared by a
-        verdict's reads. None where it cannot be had (the read then goes as chat text)."""
-        kwargs = (
-            {"enable_thinking": self.enable_thinking} if self.enable_thinking is not None else None
-        )
-        content = template_body(messages, kwargs)
-        if content is None:
-            return None
-        current = current_conversation()
-        try:
-            if current is None:
-                return await self._render(content)
-            return await current.hold(
-                ("template", self, content), lambda: self._render(content), _keep
-            )
-        except HTTPStatusError as exc:
-            if exc.status_code in _NO_SUCH_FEATURE:
-                self._no_token_reads(exc)
-                return None
-            raise
-        except ValueError as exc:
-            self._no_token_reads(exc)
-            return None
-
-    async def _render(self, content: bytes) -> str:
-        if not self.token_reads:  # another read of the conversation found that the server cannot
-            raise ValueError("token reads are off")
-        headers = {**self._make_auth_headers(), **self._extra_headers}
-        headers["content-type"] = "application/json"
-        response = await self._send(
-            f"{server_root(self.base_url)}/apply-template", headers, content
-        )
-        if response.status_code >= 400:
-            raise self.error_from_response(
-                response.status_code, None, response.text, dict(response.headers)
-            )
-        return template_prompt(json.loads(response.content))
-
-    def _no_token_reads(self, why: Exception) -> None:
-        if self.token_reads:
-            logger.warning(
-                "rftjudge: %s: exact reads go as chat text from now on; the server cannot "
-                "continue token ids (%s)",
-                self.base_url,
-                why,
-            )
-        self.token_reads = False
-
-    async def _fetch(
-        self, request: ChatRequest, url: str, headers: Mapping[str, str], content: bytes
-    ) -> tuple[ChatResponse, bytes]:
-        # A pinned slot joins the body after the cache key is taken: it is where, not what.
-        if self.slots is None or b'"id_slot":' in content:  # the caller pinned it already
-            return await super()._fetch(request, url, headers, content)
-        async with self.slots.lease(content) as slot:
-            return await super()._fetch(request, url, headers, with_slot(content, slot))
 
     def default_capabilities(self) -> Capabilities:
         # Most OpenAI-compatible servers return logprobs; OpenAI's reasoning models do not, so
@@ -453,10 +359,6 @@ def _reasoning_tokens(usage: Any) -> int:
     if not isinstance(count, int):
         count = usage.get("reasoning_tokens")
     return max(0, count) if isinstance(count, int) and not isinstance(count, bool) else 0
-
-
-def _keep(_: object) -> None:
-    """Nothing to give back: a rendered template is not a lease."""
 
 
 def _token_text(item: Any) -> str:
