@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
+from server_timings import sent_and_timings  # noqa: E402
 
 DATA = HERE / "data" / "groups.jsonl"
 CONFIGS = ("minimal", "default", "rationale none", "rationale none, no exact")
@@ -220,11 +221,11 @@ async def run(
     current = ["warm-up"]
 
     async def count(response: httpx.Response) -> None:
-        if not response.url.path.endswith("completions"):  # /props, /apply-template: no model time
+        found = await sent_and_timings(response)
+        if found is None:
             return
-        body = json.loads(await response.aread())
-        timings = body.get("timings") or {}
-        sent = json.loads(response.request.content)
+        sent, timings = found
+        body = json.loads(response.content)
         kind = "read" if "grammar" in sent else "verdict"  # an exact read is a choice request
         row = out[current[0]]
         if kind == "verdict" and "sample" not in row and current[0] != "warm-up":

@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
+from server_timings import sent_and_timings  # noqa: E402
 
 DATA = HERE / "data" / "groups.jsonl"
 CONFIGS = (
@@ -73,11 +74,10 @@ async def run(groups: list[dict[str, Any]], slots: int, max_tokens: int) -> dict
     current = [CONFIGS[0]]
 
     async def count(response: httpx.Response) -> None:
-        if not response.url.path.endswith("completions"):  # /props, /apply-template: no model time
+        found = await sent_and_timings(response)
+        if found is None:
             return
-        body = json.loads(await response.aread())
-        timings = body.get("timings") or {}
-        sent = json.loads(response.request.content)
+        sent, timings = found
         row = out[current[0]]
         if "grammar" in sent:  # a choice request: an exact read
             row["read"][0] += int(timings.get("prompt_n") or 0)
