@@ -242,7 +242,10 @@ async def run(
         http = httpx.AsyncClient(
             headers=server.headers, timeout=600, event_hooks={"response": [count]}
         )
-        client = local_client(server.base_url, api_key=server.api_key, http_client=http)
+        # slots="auto": pinned per verdict, as `rftjudge score` pins the server it starts
+        client = local_client(
+            server.base_url, api_key=server.api_key, http_client=http, slots="auto"
+        )
         judges: dict[str, Any] = {
             "minimal": MinimalJudge(
                 http, server.base_url, DEFAULT_ALIAS, max_tokens=minimal_tokens

@@ -33,11 +33,12 @@ _CURRENT: ContextVar[Conversation | None] = ContextVar("rftjudge_conversation", 
 class Conversation:
     """What one conversation's requests were given, by whoever gave it (a router, a slot pool)."""
 
-    __slots__ = ("_chosen", "_releases")
+    __slots__ = ("_chosen", "_closed", "_releases")
 
     def __init__(self) -> None:
         self._chosen: dict[object, object] = {}
         self._releases: list[Callable[[], None]] = []
+        self._closed = False
 
     def chosen(self, owner: object) -> object | None:
         """What ``owner`` gave this conversation last (None: nothing yet, or still being taken)."""
@@ -69,12 +70,16 @@ class Conversation:
             raise
         finally:
             pending.set_result(None)
+        if self._closed:  # ended while this was taken (a task outliving it): nobody would give it back
+            give(lease)
+            return lease
         self._chosen[owner] = lease
         self._releases.append(lambda: give(lease))
         return lease
 
     def close(self) -> None:
         """Give back every lease, last taken first."""
+        self._closed = True
         while self._releases:
             self._releases.pop()()
         self._chosen.clear()

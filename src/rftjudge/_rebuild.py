@@ -32,6 +32,7 @@ _OPERATIONAL = frozenset(
         "api_key",
         "headers",
         "max_concurrency",
+        "slots",
         "timeout",
         "max_retries",
         "retry_policy",

@@ -376,10 +376,61 @@ def test_slots_auto_pins_nothing_when_the_server_does_not_say(
     assert any("slots not pinned" in r.getMessage() for r in caplog.records)
 
 
-def test_local_client_asks_the_server_how_many_slots() -> None:
+def test_local_client_pins_slots_only_when_asked() -> None:
     from rftjudge.app.local import local_client
 
     client = local_client("http://127.0.0.1:9/v1")
-    assert client.slots is None and client._ask_slots  # asked on the first request
-    assert local_client("http://127.0.0.1:9/v1", slots=None)._ask_slots is False
+    assert client.slots is None and not client._ask_slots  # several clients may share a server
+    assert local_client("http://127.0.0.1:9/v1", slots="auto")._ask_slots  # asked on first use
     assert local_client("http://127.0.0.1:9/v1", slots=2).slots is not None
+
+
+async def test_a_pool_lets_a_conversations_later_requests_past_its_limit() -> None:
+    """A conversation holding the member's only slot sends another request (a re-ask) while a
+    first request of another conversation holds the pool's only place, waiting for that slot."""
+    with LoopbackServer(lambda body: Reply(body=chat_reply("{}"))) as server:
+        member = OpenAIClient("m", base_url=server.base_url, server="llamacpp", slots=1)
+        pool = EndpointPool([member], max_concurrency=1)
+        started = asyncio.Event()
+
+        async def holder() -> None:
+            with conversation():
+                await pool.complete(ChatRequest(messages=(Message("user", "a"),)))
+                started.set()
+                await _settle()  # the other conversation now waits inside the pool's limit
+                again = (Message("user", "a"), Message("assistant", "{}"), Message("user", "again"))
+                await pool.complete(ChatRequest(messages=again))
+
+        async def other() -> None:
+            await started.wait()
+            with conversation():
+                await pool.complete(ChatRequest(messages=(Message("user", "b"),)))
+
+        await asyncio.gather(holder(), other())
+        await member.aclose()
+    assert len(server.requests) == 3
+
+
+def test_slots_auto_asks_again_when_props_went_unanswered() -> None:
+    answers = iter([503, 200])
+
+    class Loading(LoopbackServer):
+        async def _props(self, request: Any) -> Any:
+            from aiohttp import web
+
+            self.paths.append(request.path)
+            if next(answers) == 503:
+                return web.json_response({"error": "loading"}, status=503)
+            return web.json_response({"total_slots": 2})
+
+    with Loading(lambda body: Reply(body=chat_reply("{}"))) as server:
+        client = OpenAIClient("m", base_url=server.base_url, server="llamacpp", slots="auto")
+        request = ChatRequest(messages=(Message("user", "a"),), temperature=None)
+        asyncio.run(client.complete(request))
+        assert client.slots is None and client._ask_slots  # not settled by a 503
+        client._ask_after = 0.0  # the wait before asking again has passed
+        asyncio.run(client.complete(request))
+        client.close()
+    assert server.paths.count("/props") == 2
+    assert client.slots is not None and client.slots.count == 2
+    assert "id_slot" not in server.requests[0] and server.requests[1]["id_slot"] in (0, 1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -116,10 +117,8 @@ def test_reads_continue_the_verdicts_own_tokens_after_one_rendered_template() ->
     ]
     verdict, template, first, second = server.requests
     assert template["messages"] == verdict["messages"]
-    assert [first["prompt"][1:], second["prompt"][1:]] == [
-        BEFORE_CLEAR,
-        BEFORE_CORRECT,
-    ]  # longest first
+    # both reads continue the verdict's own ids (their arrival order is the network's)
+    assert sorted([first["prompt"][1:], second["prompt"][1:]]) == [BEFORE_CORRECT, BEFORE_CLEAR]
     assert first["grammar"] == 'root ::= "1" | "2" | "3" | "4" | "5"'
     assert first["max_tokens"] == 1 and first["temperature"] == 0.0
     assert isinstance(first["logprobs"], int) and first["logprobs"] >= 5
@@ -145,8 +144,8 @@ def test_a_server_without_apply_template_gets_chat_text_reads_and_one_warning(
     assert len(warnings) == 1
 
 
-def test_a_server_refusing_a_token_prompt_gets_the_same_read_as_chat_text() -> None:
-    with FakeLlamaServer(completions_status=400) as server:
+def test_a_server_without_token_prompts_gets_the_same_read_as_chat_text() -> None:
+    with FakeLlamaServer(completions_status=404) as server:
         judge, client = _judge(server)
         judgment = judge.judge("q", "an answer")
         client.close()
@@ -208,3 +207,61 @@ def test_no_ids_give_none() -> None:
     answer = _answer(['{"', "a", '":', " 3", "}"], text, ids=False)
     assert tokens_before(answer, text.index("3")) is None
     assert tokens_before(ChatResponse(text=text), text.index("3")) is None
+
+
+class SlowFirstTemplate(FakeLlamaServer):
+    """The first conversation's template answers late, so the second's reads go first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.templates = 0
+        self.routes["/apply-template"] = self._slow_template
+
+    async def _slow_template(self, body: dict[str, Any]) -> Reply:
+        self.templates += 1
+        if self.templates == 1:
+            await asyncio.sleep(0.2)
+        return self._template(body)
+
+
+async def test_identical_judgments_on_one_slot_never_wait_on_each_others_reads() -> None:
+    """Coalesced verdicts, one slot: a follow-up that waited on another conversation's
+    identical read, which waited for this conversation's slot, would hang for ever."""
+    with SlowFirstTemplate() as server:
+        client = OpenAIClient("m", base_url=server.base_url, server="llamacpp", slots=1)
+        judge = RubricJudge(client, CRITERIA)
+        first, second = await asyncio.gather(judge.ajudge("q", "same"), judge.ajudge("q", "same"))
+        await client.aclose()
+    assert first.criteria == second.criteria == pytest.approx({"correct": 3.6, "clear": 1.5})
+    assert server.paths.count("/v1/chat/completions") == 1  # the verdicts still coalesce
+    assert server.paths.count("/v1/completions") == 4  # the reads never do
+
+
+def test_template_kwargs_of_the_judge_reach_the_rendered_prompt() -> None:
+    with FakeLlamaServer() as server:
+        client = OpenAIClient("m", base_url=server.base_url, server="llamacpp")
+        judge = RubricJudge(
+            client, CRITERIA, extra_body={"chat_template_kwargs": {"enable_thinking": False}}
+        )
+        judge.judge("q", "an answer")
+        client.close()
+    template = server.requests[server.paths.index("/apply-template")]
+    assert template["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_a_400_for_one_token_read_reads_it_as_text_and_keeps_token_reads() -> None:
+    with FakeLlamaServer(completions_status=400) as server:
+        judge, client = _judge(server)
+        judgment = judge.judge("q", "an answer")
+        client.close()
+    assert judgment.criteria == pytest.approx({"correct": 3.6, "clear": 1.5})
+    assert client.token_reads is True  # one request's problem, not the server's
+    assert server.paths.count("/v1/completions") == 2
+
+
+def test_tokens_before_take_the_last_copy_of_the_answer() -> None:
+    """A thinking judge may draft the answer in its reasoning first: the ids must end in the
+    answer it gave, not in the draft."""
+    text = '{"a": 3}'
+    pieces = ["<think>", '{"', "a", '":', " 3", "}", "</think>", '{"', "a", '":', " 3", "}"]
+    assert tokens_before(_answer(pieces, text), text.index("3")) == tuple(range(10, 20))

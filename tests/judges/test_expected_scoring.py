@@ -226,3 +226,20 @@ def test_ignore_length_reaches_the_prompt() -> None:
     )
     RubricJudge(client, criteria=CRITERIA, ignore_length=True).judge("q", "a")
     assert "Length is not a merit" in client.calls[0].messages[0].content
+
+
+def test_a_ten_written_after_a_prefilled_space_is_still_a_ten() -> None:
+    """A read continuing the judge's tokens stops before its " 1" (the space is in the token) and
+    is constrained to write "1" then "0": the alternative " 1" is that same "1", to be resolved
+    with the next position — not the value 1."""
+    valid = {str(v): float(v) for v in range(1, 11)}
+    first = TokenLogprob(
+        token="1",
+        logprob=math.log(0.001),
+        top=((" 1", math.log(0.9)), (" 9", math.log(0.09))),
+    )
+    second = TokenLogprob(token="0", logprob=math.log(0.95), top=(("0", math.log(0.95)),))
+    dist = score_distribution([first, second], 0, valid)
+    assert dist is not None
+    assert dist[10.0] == pytest.approx((0.9 + 0.001) / 0.991, abs=1e-3)
+    assert 1.0 not in dist or dist[1.0] < 0.01

@@ -167,12 +167,7 @@ def _maybe_local(
 
     settings = {**{f: getattr(config, f) for f in _CLIENT_FIELDS}, **config.client_options}
     if server is not None:
-        yield local_client(
-            server.base_url,
-            model=server.alias,
-            api_key=server.api_key,
-            **{"slots": server.n_parallel, **settings},
-        )
+        yield local_client(server.base_url, model=server.alias, api_key=server.api_key, **settings)
         return
     model = config.model if config.provider == "local" else None
     running = running_local_judge() if model is None else None
@@ -192,7 +187,7 @@ def _maybe_local(
             started.base_url,
             model=started.alias,
             api_key=started.api_key,
-            **{"slots": started.n_parallel, **settings},
+            **{"slots": started.n_parallel, **settings},  # its only user: pinned per verdict
         )
 
 

@@ -443,8 +443,9 @@ def local_client(base_url: str, *, model: str = DEFAULT_ALIAS, **overrides: Any)
     llama-server takes ``json_schema`` structured output, returns logprobs, and continues a
     prefilled assistant turn under a grammar (exact score reads). Its slots answer
     ``LocalJudgeServer.n_parallel`` requests at once; more in flight only queue and count against
-    the timeout. ``slots`` (default ``"auto"``: the server's ``/props`` says how many) pins each
-    verdict and its exact reads to one of them, so that the reads find the verdict in that slot's prefix cache. Pass
+    the timeout. ``slots=`` (N, or ``"auto"``: the server's ``/props`` says how many) pins each
+    verdict and its exact reads to one of them — for a client that is the server's only user
+    (several clients, each leasing slots on its own, would pile onto the same slots), so that the reads find the verdict in that slot's prefix cache. Pass
     ``api_key=server.api_key`` for a server started with a key; the caller's ``OPENAI_API_KEY``
     is never sent to it.
     """
@@ -457,7 +458,4 @@ def local_client(base_url: str, *, model: str = DEFAULT_ALIAS, **overrides: Any)
         "api_key": "",
     }
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    # Pinned per verdict (see OpenAIClient's slots), as many as the server has (its /props says).
-    if "slots" not in overrides:  # slots=None: no pinning, the server picks
-        settings["slots"] = "auto"
     return OpenAIClient(model, base_url=base_url, **settings)

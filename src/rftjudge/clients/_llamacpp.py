@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -54,8 +54,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rftjudge")
-# What a server answers for an endpoint or body field it does not have.
-_NO_SUCH_FEATURE = frozenset({400, 404, 405, 501})
+# What a server answers for an endpoint it does not have (a 400 is about one request).
+_NO_SUCH_FEATURE = frozenset({404, 405, 501})
+_ASK_AGAIN_S = 10.0  # how long after a /props that went unanswered it is asked again
 
 
 class LlamaCpp(_Client):
@@ -64,6 +65,7 @@ class LlamaCpp(_Client):
     server families."""
 
     enable_thinking: bool | None
+    dropped: set[str]  # Adaptive's: sampling fields the server refused
 
     if TYPE_CHECKING:
 
@@ -75,6 +77,7 @@ class LlamaCpp(_Client):
         self.slots: SlotPool | None = None
         self._ask_slots = slots == "auto"  # the server's /props says, on the first request
         self._asking: asyncio.Future[None] | None = None
+        self._ask_after = 0.0  # loop time before which /props is not asked again
         if slots is not None:
             if server != "llamacpp":
                 raise ConfigurationError(
@@ -95,25 +98,32 @@ class LlamaCpp(_Client):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         choices = choices_of(request) if request.prefill_tokens and self.token_reads else None
         if choices is not None:
-            prompt = await self._prompt_before(request.messages[:-1])
+            prompt = await self._prompt_before(request)
             if prompt is not None:
-                body = completion_read(self.model, request, choices, prompt)
+                body = completion_read(self.model, request, choices, prompt, self.dropped)
                 url = f"{self.base_url}/completions"
                 try:
                     return await self.send_built(request, url, self._make_auth_headers(), body)
                 except HTTPStatusError as exc:
-                    if exc.status_code not in _NO_SUCH_FEATURE:
+                    if exc.status_code in _NO_SUCH_FEATURE:
+                        self._no_token_reads(exc)
+                    elif exc.status_code != 400:
                         raise
-                    self._no_token_reads(exc)  # then the same read as chat text, below
+                    # then this read as chat text, below (a 400: this one only)
+                    logger.debug("rftjudge: a token read was refused (%s); read as text", exc)
         return await super().complete(request)
 
-    async def _prompt_before(self, messages: Sequence[Message]) -> str | None:
-        """The server's chat template applied to ``messages``: once per conversation, shared by a
-        verdict's reads. None where it cannot be had (the read then goes as chat text)."""
-        kwargs = (
-            {"enable_thinking": self.enable_thinking} if self.enable_thinking is not None else None
-        )
-        content = template_body(messages, kwargs)
+    async def _prompt_before(self, request: ChatRequest) -> str | None:
+        """The server's chat template applied to the messages before the prefill, as the verdict's
+        were (the client's and the request's ``chat_template_kwargs``): once per conversation,
+        shared by a verdict's reads. None where it cannot be had (the read then goes as text)."""
+        kwargs: dict[str, Any] = {}
+        if self.enable_thinking is not None:
+            kwargs["enable_thinking"] = self.enable_thinking
+        extra = request.extra_body.get("chat_template_kwargs")
+        if isinstance(extra, Mapping):
+            kwargs.update(extra)  # merged last into the verdict's body, as here
+        content = template_body(request.messages[:-1], kwargs)
         if content is None:
             return None
         current = current_conversation()
@@ -127,9 +137,12 @@ class LlamaCpp(_Client):
             if exc.status_code in _NO_SUCH_FEATURE:
                 self._no_token_reads(exc)
                 return None
+            if exc.status_code == 400:
+                return None  # this conversation's messages only
             raise
         except ValueError as exc:
-            self._no_token_reads(exc)
+            if self.token_reads:  # not an answer to render: this server cannot
+                self._no_token_reads(exc)
             return None
 
     async def _render(self, content: bytes) -> str:
@@ -147,21 +160,26 @@ class LlamaCpp(_Client):
         return template_prompt(json.loads(response.content))
 
     async def _count(self) -> SlotPool | None:
-        """``slots="auto"``: the server's slot count from its ``/props`` (``total_slots``), asked
-        once (requests that come meanwhile wait for that answer); no pinning where it does not
-        say."""
+        """``slots="auto"``: the server's slot count from its ``/props`` (``total_slots``). Asked
+        by one request at a time (those that come meanwhile wait for its answer); a definite
+        answer settles it, a failure to answer is asked again a while later (no pinning till
+        then)."""
         loop = asyncio.get_running_loop()
         asking = self._asking
-        if asking is not None and asking.get_loop() is loop:
+        if asking is not None and asking.get_loop() is loop and not asking.done():
             await asyncio.wait([asking])
             return self.slots
+        if loop.time() < self._ask_after:
+            return None
         asking = self._asking = loop.create_future()
         try:
-            return await self._ask_props()
+            return await self._ask_props(loop)
         finally:
             asking.set_result(None)
+            if self._asking is asking:
+                self._asking = None
 
-    async def _ask_props(self) -> SlotPool | None:
+    async def _ask_props(self, loop: asyncio.AbstractEventLoop) -> SlotPool | None:
         headers = {**self._make_auth_headers(), **self._extra_headers}
         try:
             answer = await self._http_client().get(
@@ -169,17 +187,30 @@ class LlamaCpp(_Client):
                 headers=headers,
                 timeout=min(self.timeout, 10.0),
             )
+        except (httpx.HTTPError, OSError) as exc:  # no answer: ask again later
+            self._ask_after = loop.time() + _ASK_AGAIN_S
+            logger.info(
+                "rftjudge: %s: /props unanswered (%s); slots not pinned yet", self.base_url, exc
+            )
+            return None
+        if answer.status_code >= 500 or answer.status_code == 429:  # loading, busy: later
+            self._ask_after = loop.time() + _ASK_AGAIN_S
+            return None
+        try:
             count = answer.json().get("total_slots") if answer.status_code == 200 else None
-        except (httpx.HTTPError, OSError, ValueError, AttributeError) as exc:
-            count, why = None, f"{type(exc).__name__}: {exc}"
-        else:
-            why = f"status {answer.status_code}, total_slots {count!r}"
-        if self._ask_slots:  # the first answer counts; requests that asked meanwhile follow it
+        except (ValueError, AttributeError):
+            count = None
+        if self._ask_slots:  # a definite answer settles it
             self._ask_slots = False
             if type(count) is int and count >= 1:
                 self.slots = SlotPool(count)
             else:
-                logger.info("rftjudge: %s: slots not pinned (/props: %s)", self.base_url, why)
+                logger.warning(
+                    "rftjudge: %s: slots not pinned: /props answered status %d without a slot "
+                    "count",
+                    self.base_url,
+                    answer.status_code,
+                )
         return self.slots
 
     def _no_token_reads(self, why: Exception) -> None:
@@ -234,10 +265,15 @@ def template_prompt(payload: Any) -> str:
 
 
 def completion_read(
-    model: str, request: ChatRequest, choices: Sequence[str], prompt: str
+    model: str,
+    request: ChatRequest,
+    choices: Sequence[str],
+    prompt: str,
+    dropped: Collection[str] = (),
 ) -> dict[str, Any]:
     """The ``/v1/completions`` body of an exact read: the rendered prompt, then the verdict's
-    own token ids; generation constrained to ``choices`` (the chat read's grammar)."""
+    own token ids; generation constrained to ``choices`` (the chat read's grammar). ``dropped``:
+    sampling fields the client no longer sends."""
     assert request.prefill_tokens is not None
     body: dict[str, Any] = {
         "model": model,
@@ -250,4 +286,6 @@ def completion_read(
         body["max_tokens"] = request.max_tokens
     if request.seed is not None:
         body["seed"] = request.seed
+    for name in dropped:  # fields the server refused before (see _adapt)
+        body.pop(name, None)
     return body

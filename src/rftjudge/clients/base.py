@@ -297,7 +297,9 @@ class HTTPClient(Rebuildable, ABC):
                     self.stats.cache_hits += 1
                     return hit
                 self.stats.cache_misses += 1
-            if not self.coalesce:
+            # A follow-up never waits on another request's flight: it belongs to its own
+            # conversation (its verdict's replica and slot), which that flight may be waiting for.
+            if not self.coalesce or request.follow_up:
                 return await self._fetch_and_store(request, url, headers, content, key)
             with self._flights_lock:
                 flight = self._flights.get(key)

@@ -124,10 +124,10 @@ class EndpointPool(Rebuildable):
         tried: list[Endpoint[Client]] = []
 
         async def attempt() -> ChatResponse:
-            # A follow-up whose conversation already holds a member (and maybe a slot there)
-            # goes past the pool's limit: waiting for it behind requests that wait for that
-            # slot would never end. The member's own limit still bounds it.
-            current = current_conversation() if request.follow_up else None
+            # A request whose conversation already holds a member (and maybe a slot there) goes
+            # past the pool's limit: waiting for it behind requests that wait for that slot
+            # would never end. The member's own limit still bounds it.
+            current = current_conversation()
             if current is not None and current.chosen(self._router) is not None:
                 return await self._send(tried, request)
             await self._slots.acquire()

@@ -16,7 +16,7 @@ to the written value and count it — never a silent guess.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -32,11 +32,13 @@ __all__ = [
     "exact",
     "exact_each",
     "expectation",
+    "gather_all",
     "in_band",
     "labels_top_logprobs",
     "tokens_before",
 ]
 
+T = TypeVar("T")
 V = TypeVar("V", bound=Hashable)
 K = TypeVar("K", bound=Hashable)
 
@@ -115,7 +117,7 @@ def tokens_before(answer: ChatResponse, offset: int) -> tuple[int, ...] | None:
         return None
     texts = logprobs.texts()
     joined = "".join(texts)
-    base = 0 if joined == answer.text else joined.find(answer.text)
+    base = 0 if joined == answer.text else joined.rfind(answer.text)  # last: after any thinking
     start = sum(map(len, texts[:index]))
     if base < 0 or joined[start : base + offset].strip(" \t\n\"'"):
         return None
@@ -138,15 +140,25 @@ async def exact_each(
     server slot answering them in turn then holds every later read's prefix already (a shorter
     read sent first would cut the slot's cache back to its own prefix)."""
     keys = sorted(offsets, key=lambda k: _or_first(offsets[k]), reverse=True)
-    reads = list(
-        await asyncio.gather(
-            *(exact(reader, messages, answer, offsets[k], labels, what=what(k)) for k in keys)
-        )
+    reads = await gather_all(
+        [exact(reader, messages, answer, offsets[k], labels, what=what(k)) for k in keys]
     )
     total = Usage()
     for _, usage in reads:
         total = total + usage
     return {k: dist for k, (dist, _) in zip(keys, reads, strict=True)}, total
+
+
+async def gather_all(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+    """All results, or the first failure with every other request cancelled and awaited."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _or_first(offset: int | None) -> int:

@@ -16,7 +16,6 @@ at most ``max_reasks`` times, naming the problem. An item that never validates f
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ from .._types import ChatRequest, Message, Usage
 from ..parsing import json_value_offset
 from ._aggregate import item_scale
 from ._criteria import Scale
-from ._distribution import exact_each, expectation, in_band
+from ._distribution import exact_each, expectation, gather_all, in_band
 from ._rationale import Rationale, verdict_schema
 from ._rubric_items import RubricError, RubricItem
 from ._scoring import scale_labels
@@ -200,7 +199,7 @@ async def ask_chunk(
     messages = request.messages
     model = OverallVerdict if shape.implicit else ItemsVerdict
     for attempt in range(max_reasks + 1):
-        current = request if attempt == 0 else replace(request, messages=messages)
+        current = request if attempt == 0 else replace(request, messages=messages, follow_up=True)
         asked = await ask(current, model)
         usage = usage + asked.usage
         json_reasks += asked.reasks
@@ -214,7 +213,12 @@ async def ask_chunk(
             read = ChunkRead(
                 raw, normalized, verdict.rationale, asked.response.text, usage, json_reasks, attempt
             )
-            return read, current, asked.response
+            # the request as the verdict answered it (with any re-asks): what exact reads continue
+            return (
+                read,
+                replace(current, messages=asked.messages or current.messages),
+                asked.response,
+            )
         if attempt == max_reasks:
             raise RubricError(
                 f"{row}: item(s) without a valid verdict after {attempt + 1} request(s): "
@@ -279,15 +283,3 @@ async def read_expected(
         exact_misses=misses,
         expected_misses=expected_misses,
     )
-
-
-async def gather_all(awaitables: Sequence[Awaitable[T]]) -> list[T]:
-    """All results, or the first failure with every other request cancelled and awaited."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -75,6 +75,8 @@ class Asked(Generic[V]):
     reasks: int
     end: int = -1
     """Where the verdict object ends in ``response.text`` (-1: unknown)."""
+    messages: tuple[Message, ...] = ()
+    """The messages the verdict answered (after any re-asks): what an exact read continues."""
 
     @property
     def verdict_text(self) -> str:
@@ -287,7 +289,12 @@ class BaseJudge(RewardBase[R]):
                 else:
                     self.stats.usage = self.stats.usage + usage
                     return Asked(
-                        verdict=verdict, response=response, usage=usage, reasks=attempt, end=end
+                        verdict=verdict,
+                        response=response,
+                        usage=usage,
+                        reasks=attempt,
+                        end=end,
+                        messages=current.messages,
                     )
             if attempt == self.max_reasks:
                 self.stats.usage = self.stats.usage + usage

@@ -312,7 +312,9 @@ class ListwiseJudge(BaseJudge[ListwiseResult]):
             found = self._expected(asked.verdict_response, shown)
             usage, reads, misses = asked.usage, 0, 0
             if self.exact.enabled:
-                exact, usage_x, reads = await self._exact(messages, asked.verdict_response, shown)
+                exact, usage_x, reads = await self._exact(
+                    asked.messages, asked.verdict_response, shown
+                )
                 usage = usage + usage_x
                 misses = sum(v is None for v in exact.values())
                 found.update({k: v for k, v in exact.items() if v is not None})

@@ -239,7 +239,7 @@ class PreferenceJudge(BaseJudge[Preference]):
         usage = asked.usage
         probs: dict[Label, float] | None = None
         if self.exact.enabled:
-            probs, read_usage = await self._exact_probs(request.messages, asked.verdict_response)
+            probs, read_usage = await self._exact_probs(asked.messages, asked.verdict_response)
             usage = usage + read_usage
         if probs is None and self._expected:
             probs = self._label_probs(asked.verdict_response)

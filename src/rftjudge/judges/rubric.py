@@ -353,7 +353,7 @@ class RubricJudge(RowRubrics[Judgment]):
             found = expected_scores(asked.verdict_response, self.criteria, self.scale)
             if self.exact.enabled:
                 exact, exact_usage = await exact_scores(
-                    self.exact, request.messages, asked.verdict_response, self.criteria, self.scale
+                    self.exact, asked.messages, asked.verdict_response, self.criteria, self.scale
                 )
                 usage = usage + exact_usage
                 exact_hits = sum(v is not None for v in exact.values())

@@ -32,7 +32,7 @@ def token_index_at(logprobs: Sequence[TokenLogprob], text: str, offset: int) -> 
     joined = "".join(texts)
     base = 0
     if joined != text:
-        base = joined.find(text) if text else -1
+        base = joined.rfind(text) if text else -1  # the answer comes last (after any thinking)
         if base < 0:
             return None
     target = base + offset
@@ -96,6 +96,7 @@ def score_distribution(
     token = logprobs[index]
     candidates = dict(token.top)
     candidates.setdefault(token.token, token.logprob)
+    sampled = token.token.strip(_STRIP)
     # strict prefixes of longer valid values ("1" on a 1-10 scale): decided by the next token
     prefixes = {v[:i] for v in valid for i in range(1, len(v))}
     mass: dict[float, float] = {}
@@ -106,7 +107,9 @@ def score_distribution(
         if not math.isfinite(logprob):
             continue
         p = math.exp(logprob)
-        if key in prefixes and text == token.token and index + 1 < len(logprobs):
+        # " 1" and "1" both continue with the next token when "1" was written: a read that
+        # continues the judge's tokens before " 1" is constrained to write "1"
+        if key in prefixes and key == sampled and index + 1 < len(logprobs):
             _continue(mass, key, p, logprobs[index + 1], valid)
         elif key in valid:
             mass[valid[key]] = mass.get(valid[key], 0.0) + p
