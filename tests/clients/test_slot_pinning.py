@@ -16,7 +16,6 @@ import respx
 from rftjudge import (
     ChatRequest,
     ConfigurationError,
-    Criterion,
     EndpointPool,
     MemoryCache,
     Message,
@@ -27,13 +26,9 @@ from rftjudge._affinity import conversation, current_conversation
 from rftjudge.clients._routing import EndpointRouter
 from rftjudge.clients._slots import SlotPool, _shared, with_slot
 
+from support.judges import RIGHT_AND_CLEAR as CRITERIA
 from support.payloads import BASE, CHAT, completion
 from support.server import LoopbackServer, Reply, chat_reply
-
-CRITERIA = [
-    Criterion(name="correct", description="Is it right?"),
-    Criterion(name="clear", description="Is it clear?"),
-]
 
 
 async def _settle() -> None:
@@ -236,12 +231,13 @@ def test_a_slot_set_by_the_caller_is_kept(api: respx.MockRouter) -> None:
 # -- replicas: follow-ups go back to the endpoint of their conversation ------------------------------
 
 
+async def _echo(target: str) -> str:
+    return target
+
+
 async def test_a_follow_up_returns_to_its_conversations_endpoint_however_loaded() -> None:
     router: EndpointRouter[str] = EndpointRouter([("a", "a"), ("b", "b")])
-
-    async def send(target: str) -> str:
-        return target
-
+    send = _echo
     with conversation():
         first = await router.call([], send)
         loaded = next(e for e in router.endpoints if e.name == first)
@@ -255,14 +251,10 @@ async def test_a_follow_up_returns_to_its_conversations_endpoint_however_loaded(
 
 async def test_a_follow_up_fails_over_when_its_endpoint_was_tried() -> None:
     router: EndpointRouter[str] = EndpointRouter([("a", "a"), ("b", "b")])
-
-    async def send(target: str) -> str:
-        return target
-
     with conversation():
-        first = await router.call([], send)
+        first = await router.call([], _echo)
         tried = [e for e in router.endpoints if e.name == first]
-        follow = await router.call(tried, send, follow_up=True)
+        follow = await router.call(tried, _echo, follow_up=True)
     assert follow != first
 
 

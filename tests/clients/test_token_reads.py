@@ -11,16 +11,13 @@ from typing import Any
 
 import pytest
 
-from rftjudge import ChatResponse, Criterion, OpenAIClient, RubricJudge
+from rftjudge import ChatResponse, OpenAIClient, RubricJudge
 from rftjudge._types import LazyLogprobs
 from rftjudge.judges._distribution import tokens_before
 
+from support.judges import RIGHT_AND_CLEAR as CRITERIA
 from support.server import LoopbackServer, Reply, chat_reply
 
-CRITERIA = [
-    Criterion(name="correct", description="Is it right?"),
-    Criterion(name="clear", description="Is it clear?"),
-]
 VERDICT = '{"rationale": "ok", "scores": {"correct": 4, "clear": 2}}'
 # What the judge generated: a code fence the server strips from the content, then the verdict
 # in tokens that are not the tokenizer's own split of the text ("r" "ationale").

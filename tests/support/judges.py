@@ -24,6 +24,11 @@ CRITERIA = [
     Criterion(name="correctness", description="Is it right?", weight=3.0),
     Criterion(name="tone", description="Is it polite?"),
 ]
+# Two equal criteria whose names a scripted verdict can spell ({"correct": 4, "clear": 2}).
+RIGHT_AND_CLEAR = [
+    Criterion(name="correct", description="Is it right?"),
+    Criterion(name="clear", description="Is it clear?"),
+]
 
 
 def rewards(outcomes: Sequence[float | BaseException]) -> list[float]:
@@ -51,7 +56,9 @@ class Script:
         self.release = asyncio.Event()
 
     async def __call__(self, request: ChatRequest) -> str:
-        user = "\n".join(content_text(m.content) for m in request.messages if m.role == "user")  # re-asks too
+        user = "\n".join(
+            content_text(m.content) for m in request.messages if m.role == "user"
+        )  # re-asks too
         item = {
             "prompt": fenced(user, "PROMPT"),
             "response": fenced(user, "RESPONSE"),
