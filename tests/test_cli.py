@@ -229,6 +229,7 @@ class FakeLocalServer:
         self.api_key = kwargs.get("api_key")
         self.port = httpx.URL(BASE).port
         self.model_path = model or Path("SmolLM2-135M-Instruct.Q4_1.gguf")
+        self.n_parallel = kwargs.get("n_parallel", 2)  # the real server's default
         self.stopped = False
         FakeLocalServer.instances.append(self)
 
