@@ -426,3 +426,13 @@ def test_slots_auto_asks_again_when_props_went_unanswered() -> None:
     assert server.paths.count("/props") == 2
     assert client.slots is not None and client.slots.count == 2
     assert "id_slot" not in server.requests[0] and server.requests[1]["id_slot"] in (0, 1)
+
+
+async def test_a_lease_taken_after_its_conversation_ended_is_given_back_at_once() -> None:
+    """A task outliving its conversation (a sibling of a failed read) may still lease a slot:
+    nobody would give it back at the conversation's end, so it is given back when taken."""
+    pool = SlotPool(1)
+    with conversation() as ended:
+        pass
+    assert await ended.hold(pool, lambda: pool._take(b""), pool._give) == 0
+    assert pool.leased == 0
