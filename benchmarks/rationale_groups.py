@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -28,9 +27,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
+from rationale import load_groups, spearman  # noqa: E402 - shared with rationale.py
 
-DATA = HERE / "data" / "groups.jsonl"
 CONFIGS = ("before", "after", "none")
 
 
@@ -86,16 +84,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=512)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    groups = [
-        {
-            "prompt": r["prompt"],
-            "reference": r["reference"],
-            "completions": r["completions"],
-            "ranks": r["quality_rank"],
-        }
-        for r in rows[: args.groups]
-    ]
+    groups = load_groups(args.groups)
     print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     out = asyncio.run(run(groups, args.max_tokens))
     print("load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -45,10 +44,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from rationale import spearman  # noqa: E402 - the same rank correlation as rationale.py
+from rationale import load_groups, spearman  # noqa: E402 - shared with rationale.py
 from server_timings import sent_and_timings  # noqa: E402
 
-DATA = HERE / "data" / "groups.jsonl"
 CONFIGS = (
     "exact, pinned slots, token reads (default)",
     "exact, server picks slots, token reads",
@@ -150,16 +148,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2, help="the server's slots (n_parallel)")
     parser.add_argument("--max-tokens", type=int, default=256)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    groups = [
-        {
-            "prompt": row["prompt"],
-            "reference": row["reference"],
-            "completions": row["completions"],
-            "ranks": row["quality_rank"],
-        }
-        for row in rows[: args.groups]
-    ]
+    groups = load_groups(args.groups)
     print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     out = asyncio.run(run(groups, args.slots, args.max_tokens))
     print("load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
