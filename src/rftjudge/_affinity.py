@@ -66,7 +66,7 @@ class Conversation:
         try:
             lease = await take()
         except BaseException:
-            del self._chosen[owner]
+            self._chosen.pop(owner, None)  # close() may have cleared it meanwhile
             raise
         finally:
             pending.set_result(None)
